@@ -1,0 +1,1 @@
+"""The sync server: HTTP API, metadata journal, chunk store, notifier, auth."""

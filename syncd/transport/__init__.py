@@ -1,0 +1,1 @@
+"""Client transport: the HTTP client for the sync server (httpx)."""

@@ -1,0 +1,1 @@
+"""Filesystem watching: events mark paths dirty; a debounce coalesces bursts (D8)."""
