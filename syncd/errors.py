@@ -1,14 +1,14 @@
 """One error hierarchy for syncd; foreign exceptions are converted at the boundary.
 
-    SyncdError                  message for people + CLI exit code
-    ├── InvalidPath             a path that syncd cannot store or accept (D10)
-    ├── FileError               one file could not be handled; sync goes on (recoverable)
-    ├── TransportError          talking to the server failed
-    │   ├── Offline             no connection / timeout: retry later (retryable)
-    │   ├── ServerBusy          5xx or 503 + Retry-After (retryable)
-    │   ├── AuthError           token missing, bad or revoked (not retryable)
-    │   └── RequestRejected     4xx with the server's message (not retryable)
-    └── FatalError              the process cannot go on; the message says why
+SyncdError                  message for people + CLI exit code
+├── InvalidPath             a path that syncd cannot store or accept (D10)
+├── FileError               one file could not be handled; sync goes on (recoverable)
+├── TransportError          talking to the server failed
+│   ├── Offline             no connection / timeout: retry later (retryable)
+│   ├── ServerBusy          5xx or 503 + Retry-After (retryable)
+│   ├── AuthError           token missing, bad or revoked (not retryable)
+│   └── RequestRejected     4xx with the server's message (not retryable)
+└── FatalError              the process cannot go on; the message says why
 """
 
 from __future__ import annotations

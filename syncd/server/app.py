@@ -1,0 +1,135 @@
+"""The ASGI application: backends opened from the config, routes, errors, auth."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Request
+
+from syncd import __version__
+from syncd.errors import InvalidPath
+from syncd.paths import validate_path
+from syncd.server.auth import token_hash
+from syncd.server.blockstore import BlockStore, open_blockstore
+from syncd.server.config import ServerConfig
+from syncd.server.errors import ApiError, install_error_handlers
+from syncd.server.metastore import Device, MetaStore, Namespace, User, open_metastore
+from syncd.server.notify import Notifier, open_notifier
+
+T = TypeVar("T")
+
+
+@dataclass
+class Backends:
+    config: ServerConfig
+    meta: MetaStore
+    blocks: BlockStore
+    notifier: Notifier
+
+
+@dataclass(frozen=True)
+class Principal:
+    device: Device
+    user: User
+
+
+async def run_sync(func: Callable[..., T], *args: object) -> T:
+    """Run blocking metastore work off the event loop."""
+    return await anyio.to_thread.run_sync(func, *args)
+
+
+def backends(request: Request) -> Backends:
+    return request.app.state.backends
+
+
+BackendsDep = Annotated[Backends, Depends(backends)]
+
+
+async def principal(request: Request, b: BackendsDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    found = await run_sync(b.meta.device_by_token, token_hash(token.strip()))
+    if found is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "invalid or revoked token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Principal(*found)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def namespace(ns: int, who: PrincipalDep, b: BackendsDep) -> Namespace:
+    if not await run_sync(b.meta.can_access, who.user.id, ns):
+        raise ApiError(403, "forbidden", f"no access to namespace {ns}")
+    found = await run_sync(b.meta.namespace, ns)
+    if found is None:  # pragma: no cover - can_access implies it exists
+        raise ApiError(403, "forbidden", f"no access to namespace {ns}")
+    return found
+
+
+NamespaceDep = Annotated[Namespace, Depends(namespace)]
+
+
+def checked_path(path: object, *, allow_root: bool = False) -> str:
+    try:
+        return validate_path(path, allow_root=allow_root)
+    except InvalidPath as exc:
+        raise ApiError(400, "invalid_path", exc.message, path=exc.path) from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"request body exceeds {limit} bytes")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise ApiError(413, "too_large", f"request body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config.data.mkdir(parents=True, exist_ok=True)
+        meta = open_metastore(config.resolved_meta_url())
+        notifier = open_notifier(config.notify_url)
+        await notifier.start()
+        app.state.backends = Backends(
+            config, meta, open_blockstore(config.resolved_blocks_url()), notifier
+        )
+        app.state.started = time.time()
+        try:
+            yield
+        finally:
+            await notifier.close()
+            meta.close()
+
+    app = FastAPI(
+        title="syncd server",
+        version=__version__,
+        summary="Content-addressed chunks, a journal per namespace, change notifications.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    from syncd.server.routes import auth, chunks, journal
+
+    app.include_router(auth.router)
+    app.include_router(chunks.router)
+    app.include_router(journal.router)
+    return app

@@ -1,0 +1,25 @@
+"""Metadata stores: users, devices, namespaces, the journal, chunk ownership."""
+
+from syncd.server.metastore.base import (
+    CommitOp,
+    CommitResult,
+    Device,
+    Entry,
+    InvalidCommit,
+    MetaStore,
+    Namespace,
+    User,
+    open_metastore,
+)
+
+__all__ = [
+    "CommitOp",
+    "CommitResult",
+    "Device",
+    "Entry",
+    "InvalidCommit",
+    "MetaStore",
+    "Namespace",
+    "User",
+    "open_metastore",
+]

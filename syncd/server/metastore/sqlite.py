@@ -1,0 +1,446 @@
+"""The embedded metadata store: one SQLite file in WAL mode."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from syncd.paths import parent_of
+from syncd.server.metastore.base import (
+    CommitOp,
+    CommitResult,
+    Device,
+    Entry,
+    InvalidCommit,
+    Namespace,
+    User,
+)
+
+# Each item upgrades the schema by one version (PRAGMA user_version counts them).
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, email TEXT,
+        password_hash TEXT NOT NULL, created REAL NOT NULL);
+    CREATE TABLE namespaces (
+        id INTEGER PRIMARY KEY, owner INTEGER NOT NULL REFERENCES users(id),
+        chunk_min INTEGER NOT NULL, chunk_avg INTEGER NOT NULL, chunk_max INTEGER NOT NULL,
+        seq INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX namespaces_owner ON namespaces(owner);
+    CREATE TABLE devices (
+        id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL, token_hash TEXT UNIQUE NOT NULL, created REAL NOT NULL,
+        last_seen REAL, revoked REAL);
+    CREATE INDEX devices_user ON devices(user_id);
+    CREATE TABLE journal (
+        ns INTEGER NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL,
+        deleted INTEGER NOT NULL, size INTEGER NOT NULL, mode INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL, blocks TEXT NOT NULL, user TEXT NOT NULL,
+        device TEXT NOT NULL, op_id TEXT, server_time REAL NOT NULL, prev_rev INTEGER,
+        PRIMARY KEY (ns, seq)) WITHOUT ROWID;
+    CREATE INDEX journal_path ON journal(ns, path, seq);
+    CREATE TABLE current (
+        ns INTEGER NOT NULL, path TEXT NOT NULL, parent TEXT NOT NULL,
+        seq INTEGER NOT NULL, deleted INTEGER NOT NULL,
+        PRIMARY KEY (ns, path)) WITHOUT ROWID;
+    CREATE INDEX current_parent ON current(ns, parent, path);
+    CREATE TABLE ops (
+        ns INTEGER NOT NULL, op_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (ns, op_id)) WITHOUT ROWID;
+    CREATE TABLE chunks (id TEXT PRIMARY KEY, size INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE chunk_refs (
+        ns INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (ns, id)) WITHOUT ROWID;
+    """,
+]
+
+_ENTRY_COLS = (
+    "ns, seq, path, kind, deleted, size, mode, mtime_ns, blocks, user, device, op_id,"
+    " server_time, prev_rev"
+)
+
+
+def _entry(row: sqlite3.Row | tuple) -> Entry:
+    ns, seq, path, kind, deleted, size, mode, mtime_ns, blocks, user, device, op_id, t, prev = row
+    return Entry(
+        ns=ns,
+        seq=seq,
+        path=path,
+        kind=kind,
+        deleted=bool(deleted),
+        size=size,
+        mode=mode,
+        mtime_ns=mtime_ns,
+        blocks=tuple((b, s) for b, s in json.loads(blocks)),
+        user=user,
+        device=device,
+        op_id=op_id,
+        server_time=t,
+        prev_rev=prev,
+    )
+
+
+class SqliteMetaStore:
+    """Thread-safe: one connection per thread; writers serialize on BEGIN IMMEDIATE."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._migrate()
+
+    # -- connections -----------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={i}")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- users and devices -----------------------------------------------------------
+    def create_user(
+        self, name: str, email: str | None, password_hash: str, chunking: tuple[int, int, int]
+    ) -> User:
+        with self._write() as conn:
+            try:
+                cur = conn.execute(
+                    "INSERT INTO users(name, email, password_hash, created) VALUES (?,?,?,?)",
+                    (name, email, password_hash, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError(f"user {name!r} already exists") from None
+            user_id = int(cur.lastrowid or 0)
+            cur = conn.execute(
+                "INSERT INTO namespaces(owner, chunk_min, chunk_avg, chunk_max) VALUES (?,?,?,?)",
+                (user_id, *chunking),
+            )
+            return User(user_id, name, email, password_hash, int(cur.lastrowid or 0))
+
+    def _user(self, where: str, arg: object) -> User | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT u.id, u.name, u.email, u.password_hash, MIN(n.id) FROM users u"
+                f" JOIN namespaces n ON n.owner = u.id WHERE {where} GROUP BY u.id",
+                (arg,),
+            )
+            .fetchone()
+        )
+        return User(*row) if row else None
+
+    def user_by_name(self, name: str) -> User | None:
+        return self._user("u.name = ?", name)
+
+    def add_device(self, user_id: int, name: str, token_hash: str, now: float) -> Device:
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO devices(user_id, name, token_hash, created) VALUES (?,?,?,?)",
+                (user_id, name, token_hash, now),
+            )
+            return Device(int(cur.lastrowid or 0), user_id, name, now, None, None)
+
+    def device_by_token(self, token_hash: str) -> tuple[Device, User] | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT id, user_id, name, created, last_seen, revoked FROM devices"
+                " WHERE token_hash = ? AND revoked IS NULL",
+                (token_hash,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        device = Device(*row)
+        user = self._user("u.id = ?", device.user_id)
+        return (device, user) if user else None
+
+    def list_devices(self, user_id: int) -> list[Device]:
+        rows = self._conn().execute(
+            "SELECT id, user_id, name, created, last_seen, revoked FROM devices"
+            " WHERE user_id = ? ORDER BY id",
+            (user_id,),
+        )
+        return [Device(*r) for r in rows]
+
+    def revoke_device(self, user_id: int, device_id: int, now: float) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE devices SET revoked = ? WHERE id = ? AND user_id = ? AND revoked IS NULL",
+                (now, device_id, user_id),
+            )
+            return cur.rowcount == 1
+
+    # -- namespaces and chunks -------------------------------------------------------
+    def namespace(self, ns: int) -> Namespace | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT id, owner, chunk_min, chunk_avg, chunk_max, seq FROM namespaces"
+                " WHERE id = ?",
+                (ns,),
+            )
+            .fetchone()
+        )
+        return Namespace(*row) if row else None
+
+    def can_access(self, user_id: int, ns: int) -> bool:
+        row = (
+            self._conn()
+            .execute("SELECT 1 FROM namespaces WHERE id = ? AND owner = ?", (ns, user_id))
+            .fetchone()
+        )
+        return row is not None
+
+    def missing_chunks(self, ns: int, ids: Sequence[str]) -> list[str]:
+        conn = self._conn()
+        owned: set[str] = set()
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                f"SELECT id FROM chunk_refs WHERE ns = ? AND id IN ({marks})", (ns, *part)
+            )
+            owned.update(r[0] for r in rows)
+        return [i for i in unique if i not in owned]
+
+    def chunk_stored(self, chunk_id: str) -> bool:
+        row = self._conn().execute("SELECT 1 FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
+        return row is not None
+
+    def add_chunks(self, ns: int, chunks: Sequence[tuple[str, int]]) -> None:
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO chunks(id, size) VALUES (?,?)", chunks)
+            conn.executemany(
+                "INSERT OR IGNORE INTO chunk_refs(ns, id) VALUES (?,?)",
+                [(ns, cid) for cid, _ in chunks],
+            )
+
+    def owns_chunk(self, ns: int, chunk_id: str) -> int | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT c.size FROM chunk_refs r JOIN chunks c ON c.id = r.id"
+                " WHERE r.ns = ? AND r.id = ?",
+                (ns, chunk_id),
+            )
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    # -- journal ---------------------------------------------------------------------
+    def commit(
+        self, ns: int, ops: Sequence[CommitOp], user: str, device: str, now: float
+    ) -> list[CommitResult]:
+        results: list[CommitResult] = []
+        with self._write() as conn:
+            row = conn.execute("SELECT seq FROM namespaces WHERE id = ?", (ns,)).fetchone()
+            if row is None:
+                raise InvalidCommit(f"namespace {ns} does not exist")
+            seq = row[0]
+            for op in ops:
+                result = self._apply(conn, ns, seq, op, user, device, now)
+                if result.entry is not None and not result.replayed:
+                    seq = result.entry.seq
+                results.append(result)
+            conn.execute("UPDATE namespaces SET seq = ? WHERE id = ?", (seq, ns))
+        return results
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        ns: int,
+        seq: int,
+        op: CommitOp,
+        user: str,
+        device: str,
+        now: float,
+    ) -> CommitResult:
+        if op.op_id is not None:
+            done = conn.execute(
+                "SELECT seq FROM ops WHERE ns = ? AND op_id = ?", (ns, op.op_id)
+            ).fetchone()
+            if done is not None:
+                return CommitResult("ok", entry=self._entry_at(conn, ns, done[0]), replayed=True)
+        current = self._current(conn, ns, op.path)
+        live = current if current is not None and not current.deleted else None
+        if op.action == "delete":
+            if live is None or op.parent_rev != live.rev:
+                return CommitResult("conflict", current=current)
+        elif live is not None:
+            if op.parent_rev != live.rev:
+                return CommitResult("conflict", current=current)
+        elif op.parent_rev not in (None, 0) and (current is None or op.parent_rev != current.rev):
+            return CommitResult("conflict", current=current)
+
+        blocks: tuple[tuple[str, int], ...] = ()
+        kind = "dir" if op.action == "dir" else "file"
+        size, mode, mtime_ns = op.size, op.mode, op.mtime_ns
+        if op.action == "file":
+            missing = self.missing_chunks(ns, [b for b, _ in op.blocks])
+            if missing:
+                return CommitResult("missing", missing=tuple(missing))
+            self._check_sizes(conn, op)
+            blocks = op.blocks
+        elif op.action == "dir":
+            size = 0
+        else:
+            assert live is not None
+            kind, size, mode, mtime_ns = live.kind, 0, live.mode, live.mtime_ns
+        entry = Entry(
+            ns=ns,
+            seq=seq + 1,
+            path=op.path,
+            kind=kind,  # type: ignore[arg-type]
+            deleted=op.action == "delete",
+            size=size,
+            mode=mode,
+            mtime_ns=mtime_ns,
+            blocks=blocks,
+            user=user,
+            device=device,
+            op_id=op.op_id,
+            server_time=now,
+            prev_rev=current.rev if current is not None else None,
+        )
+        conn.execute(
+            f"INSERT INTO journal({_ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                ns,
+                entry.seq,
+                entry.path,
+                entry.kind,
+                int(entry.deleted),
+                entry.size,
+                entry.mode,
+                entry.mtime_ns,
+                json.dumps([list(b) for b in blocks], separators=(",", ":")),
+                user,
+                device,
+                op.op_id,
+                now,
+                entry.prev_rev,
+            ),
+        )
+        conn.execute(
+            "INSERT INTO current(ns, path, parent, seq, deleted) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(ns, path) DO UPDATE SET seq = excluded.seq, deleted = excluded.deleted",
+            (ns, op.path, parent_of(op.path), entry.seq, int(entry.deleted)),
+        )
+        if op.op_id is not None:
+            conn.execute(
+                "INSERT INTO ops(ns, op_id, seq) VALUES (?,?,?)", (ns, op.op_id, entry.seq)
+            )
+        return CommitResult("ok", entry=entry)
+
+    def _check_sizes(self, conn: sqlite3.Connection, op: CommitOp) -> None:
+        ids = list(dict.fromkeys(b for b, _ in op.blocks))
+        sizes: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            sizes.update(conn.execute(f"SELECT id, size FROM chunks WHERE id IN ({marks})", part))
+        for chunk_id, size in op.blocks:
+            if sizes.get(chunk_id) != size:
+                raise InvalidCommit(
+                    f"{op.path}: chunk {chunk_id} has size {sizes.get(chunk_id)}, not {size}"
+                )
+        total = sum(s for _, s in op.blocks)
+        if total != op.size:
+            raise InvalidCommit(f"{op.path}: size {op.size} but its chunks add up to {total}")
+
+    def _current(self, conn: sqlite3.Connection, ns: int, path: str) -> Entry | None:
+        row = conn.execute(
+            f"SELECT {_prefixed('j')} FROM current c JOIN journal j"
+            " ON j.ns = c.ns AND j.seq = c.seq WHERE c.ns = ? AND c.path = ?",
+            (ns, path),
+        ).fetchone()
+        return _entry(row) if row else None
+
+    def _entry_at(self, conn: sqlite3.Connection, ns: int, seq: int) -> Entry | None:
+        row = conn.execute(
+            f"SELECT {_ENTRY_COLS} FROM journal WHERE ns = ? AND seq = ?", (ns, seq)
+        ).fetchone()
+        return _entry(row) if row else None
+
+    def changes(self, ns: int, cursor: int, limit: int) -> list[Entry]:
+        rows = self._conn().execute(
+            f"SELECT {_ENTRY_COLS} FROM journal WHERE ns = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (ns, cursor, limit),
+        )
+        return [_entry(r) for r in rows]
+
+    def current(self, ns: int, path: str) -> Entry | None:
+        return self._current(self._conn(), ns, path)
+
+    def entry_at(self, ns: int, rev: int) -> Entry | None:
+        return self._entry_at(self._conn(), ns, rev)
+
+    def list_folder(self, ns: int, folder: str) -> list[Entry]:
+        rows = self._conn().execute(
+            f"SELECT {_prefixed('j')} FROM current c JOIN journal j"
+            " ON j.ns = c.ns AND j.seq = c.seq"
+            " WHERE c.ns = ? AND c.parent = ? AND c.deleted = 0 ORDER BY c.path",
+            (ns, folder),
+        )
+        return [_entry(r) for r in rows]
+
+    def tree(self, ns: int, after: str, limit: int) -> list[Entry]:
+        rows = self._conn().execute(
+            f"SELECT {_prefixed('j')} FROM current c JOIN journal j"
+            " ON j.ns = c.ns AND j.seq = c.seq"
+            " WHERE c.ns = ? AND c.path > ? AND c.deleted = 0 ORDER BY c.path LIMIT ?",
+            (ns, after, limit),
+        )
+        return [_entry(r) for r in rows]
+
+    def history(self, ns: int, path: str, limit: int) -> list[Entry]:
+        rows = self._conn().execute(
+            f"SELECT {_ENTRY_COLS} FROM journal WHERE ns = ? AND path = ?"
+            " ORDER BY seq DESC LIMIT ?",
+            (ns, path, limit),
+        )
+        return [_entry(r) for r in rows]
+
+
+def _prefixed(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in _ENTRY_COLS.split(","))

@@ -1,0 +1,147 @@
+"""Chunks: which do I lack, upload (one or a batch), download (one or a batch).
+
+Every answer is per namespace (D3): a namespace learns about, and may fetch, only the
+chunks it uploaded itself. Uploads are verified: the server recomputes each BLAKE3 id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import blake3
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from syncd.server.app import BackendsDep, NamespaceDep, read_body, run_sync
+from syncd.server.blockstore import ChunkNotFound
+from syncd.server.errors import ApiError
+from syncd.server.schemas import IdsRequest
+from syncd.wire import (
+    BATCH_CONTENT_TYPE,
+    ZSTD,
+    FrameError,
+    encode_frames,
+    is_chunk_id,
+    iter_frames,
+    zstd_compress,
+    zstd_decompress,
+)
+
+router = APIRouter(tags=["chunks"])
+_THREAD_HASH_MIN = 256 * 1024  # hash bigger bodies off the event loop
+CACHE_FOREVER = "private, max-age=31536000, immutable"
+
+
+def _check_ids(ids: list[str]) -> None:
+    bad = [i for i in ids if not is_chunk_id(i)]
+    if bad:
+        raise ApiError(
+            400, "bad_chunk_id", "chunk ids are 64 lowercase hex characters", bad=bad[:20]
+        )
+
+
+async def _digest(data: bytes | memoryview) -> str:
+    if len(data) >= _THREAD_HASH_MIN:
+        return await run_sync(lambda: blake3.blake3(data).hexdigest())
+    return blake3.blake3(data).hexdigest()
+
+
+async def _decoded_body(request: Request, limit: int) -> bytes:
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding == ZSTD:
+        raw = await read_body(request, limit)
+        try:
+            return zstd_decompress(raw, max_size=limit)
+        except FrameError as exc:
+            raise ApiError(413, "too_large", str(exc)) from None
+        except Exception:
+            raise ApiError(400, "bad_encoding", "body is not valid zstd") from None
+    if encoding not in ("identity", ""):
+        raise ApiError(415, "unsupported_encoding", f"unsupported Content-Encoding {encoding!r}")
+    return await read_body(request, limit)
+
+
+async def _store(b: BackendsDep, ns: int, chunks: list[tuple[str, bytes | memoryview]]) -> None:
+    for chunk_id, data in chunks:
+        if not await run_sync(b.meta.chunk_stored, chunk_id):
+            await b.blocks.put(chunk_id, data)
+    await run_sync(b.meta.add_chunks, ns, [(cid, len(data)) for cid, data in chunks])
+
+
+@router.post("/v1/ns/{ns}/chunks/missing", summary="Which of these chunks do I lack?")
+async def missing(body: IdsRequest, ns: NamespaceDep, b: BackendsDep) -> dict:
+    _check_ids(body.ids)
+    return {"missing": await run_sync(b.meta.missing_chunks, ns.id, body.ids)}
+
+
+@router.put(
+    "/v1/ns/{ns}/chunks/{chunk_id}",
+    summary="Upload one chunk (raw body, optional Content-Encoding: zstd)",
+)
+async def put_chunk(chunk_id: str, request: Request, ns: NamespaceDep, b: BackendsDep) -> dict:
+    _check_ids([chunk_id])
+    data = await _decoded_body(request, ns.chunk_max)
+    if await _digest(data) != chunk_id:
+        raise ApiError(400, "hash_mismatch", "the body's BLAKE3 does not match the chunk id")
+    await _store(b, ns.id, [(chunk_id, data)])
+    return {"id": chunk_id, "size": len(data)}
+
+
+@router.post(
+    "/v1/ns/{ns}/chunks",
+    summary=f"Upload many chunks in one body ({BATCH_CONTENT_TYPE} frames, optional zstd)",
+)
+async def put_batch(request: Request, ns: NamespaceDep, b: BackendsDep) -> dict:
+    body = await _decoded_body(request, b.config.max_batch_bytes)
+    try:
+        frames = list(iter_frames(body, max_chunk=ns.chunk_max))
+    except FrameError as exc:
+        code = 413 if "exceeds" in str(exc) else 400
+        raise ApiError(code, "too_large" if code == 413 else "bad_frames", str(exc)) from None
+    bad = [cid for cid, data in frames if await _digest(data) != cid]
+    if bad:
+        raise ApiError(
+            400, "hash_mismatch", "some chunks do not match their ids; none stored", bad=bad
+        )
+    await _store(b, ns.id, frames)
+    return {"stored": [cid for cid, _ in frames]}
+
+
+@router.get("/v1/ns/{ns}/chunks/{chunk_id}", summary="Download one chunk")
+async def get_chunk(chunk_id: str, request: Request, ns: NamespaceDep, b: BackendsDep) -> Response:
+    _check_ids([chunk_id])
+    if await run_sync(b.meta.owns_chunk, ns.id, chunk_id) is None:
+        raise ApiError(404, "unknown_chunk", f"chunk {chunk_id} is not in this namespace")
+    etag = f'"{chunk_id}"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_FOREVER}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    try:
+        data = await b.blocks.get(chunk_id)
+    except ChunkNotFound:
+        raise ApiError(404, "unknown_chunk", f"chunk {chunk_id} is missing from storage") from None
+    if ZSTD in request.headers.get("accept-encoding", ""):
+        packed = zstd_compress(data, level=1)
+        if len(packed) < len(data) * 0.9:
+            headers["Content-Encoding"] = ZSTD
+            data = packed
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+@router.post(
+    "/v1/ns/{ns}/chunks/get",
+    summary=f"Download many chunks as one {BATCH_CONTENT_TYPE} body",
+    response_class=StreamingResponse,
+)
+async def get_batch(body: IdsRequest, ns: NamespaceDep, b: BackendsDep) -> StreamingResponse:
+    _check_ids(body.ids)
+    ids = list(dict.fromkeys(body.ids))
+    unknown = await run_sync(b.meta.missing_chunks, ns.id, ids)
+    if unknown:
+        raise ApiError(404, "unknown_chunk", "some chunks are not in this namespace", ids=unknown)
+
+    async def frames() -> AsyncIterator[bytes]:
+        for chunk_id in ids:
+            yield encode_frames([(chunk_id, await b.blocks.get(chunk_id))])
+
+    return StreamingResponse(frames(), media_type=BATCH_CONTENT_TYPE)

@@ -1,0 +1,50 @@
+"""Request bodies of the API (pydantic); responses are the JSON of metastore records."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_IDS = 10_000
+MAX_OPS = 10_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(_Strict):
+    user: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    device: str = Field(min_length=1, max_length=128)
+
+
+class IdsRequest(_Strict):
+    ids: list[str] = Field(max_length=MAX_IDS)
+
+
+class BlockModel(_Strict):
+    id: str = Field(min_length=64, max_length=64)
+    size: int = Field(ge=0)
+
+
+class CommitOpModel(_Strict):
+    path: str = Field(max_length=8192)
+    action: Literal["file", "dir", "delete"]
+    parent_rev: int | None = Field(default=None, ge=0)
+    size: int = Field(default=0, ge=0, le=1 << 50)
+    mode: int = Field(default=0o644, ge=0, le=0o7777)
+    mtime_ns: int = Field(default=0, ge=-(1 << 62), le=1 << 62)
+    blocks: list[BlockModel] = Field(default_factory=list, max_length=1 << 20)
+    op_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class CommitBatchRequest(_Strict):
+    ops: list[CommitOpModel] = Field(min_length=1, max_length=MAX_OPS)
+
+
+class RestoreRequest(_Strict):
+    path: str = Field(max_length=8192)
+    rev: int = Field(ge=1)
+    op_id: str | None = Field(default=None, min_length=1, max_length=128)

@@ -1,0 +1,31 @@
+"""Shared fixtures: real server processes on 127.0.0.1 with ephemeral ports."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.server import ServerProc, Session, login
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    proc = ServerProc(tmp_path_factory.mktemp("server") / "data").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def new_user(server: ServerProc) -> Callable[..., Session]:
+    """Create a fresh user on the module's server and log a device in."""
+
+    def make(device: str = "dev") -> Session:
+        name = f"user{next(_names)}"
+        server.adduser(name)
+        return login(server, name, device=device)
+
+    return make
