@@ -59,7 +59,7 @@ class ServerBusy(TransportError):
 
 
 class AuthError(TransportError):
-    exit_code = 3
+    exit_code = 4
 
 
 class RequestRejected(TransportError):
