@@ -1,0 +1,306 @@
+"""The client's index: three trees (local, remote, base) and a key/value meta table (D6).
+
+One SQLite file in the device's state dir, in WAL mode. Every write is committed when
+its outermost `transaction()` ends (a write outside one commits on its own), so the
+trees survive a killed process. `synchronous=NORMAL`: a power cut may lose the last
+commits but never corrupts the file; losing them only makes the planner see both
+sides changed to the same content, which it settles without a transfer.
+
+Each tree is mirrored in memory (loaded on first use, kept in step by every write,
+reloaded after a rollback), so `get` and `all` cost a dict lookup / a dict copy even
+for 100,000 paths. This assumes one Index per file: the daemon's.
+
+Threads: an Index belongs to one thread at a time (the daemon's control thread). The
+connection is opened with `check_same_thread=False` so it may be created on one thread
+and used on another, but there is no locking: never use it from two threads at once.
+
+Tables: `local`, `remote`, `base` (one row per path; blocks as a compact JSON list of
+[id, size]), `local_blocks` ((chunk id, path) of every local file, for `find_block`),
+and `meta` (text values).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal, get_args
+
+import sqlite_utils
+
+from syncd.indexer.state import Block, FileState
+
+__all__ = ["SCHEMA_VERSION", "TREES", "Index", "Tree", "decode_blocks", "encode_blocks"]
+
+Tree = Literal["local", "remote", "base"]
+TREES: tuple[str, ...] = get_args(Tree)
+SCHEMA_VERSION = 1
+
+_COLUMNS = "path, kind, size, mode, mtime_ns, inode, rev, blocks"
+_TREE_DDL = """CREATE TABLE IF NOT EXISTS {name} (
+    path TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER,
+    rev INTEGER,
+    blocks TEXT NOT NULL
+)"""
+_SCHEMA = [
+    *(_TREE_DDL.format(name=tree) for tree in TREES),
+    "CREATE INDEX IF NOT EXISTS local_inode ON local (inode)",
+    "CREATE TABLE IF NOT EXISTS local_blocks (id TEXT NOT NULL, path TEXT NOT NULL,"
+    " PRIMARY KEY (id, path)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
+_Row = tuple[str, str, int, int, int, int | None, int | None, str]
+
+
+def encode_blocks(blocks: Iterable[Block]) -> str:
+    """Blocks as compact JSON: '[["<id>",<size>],...]'."""
+    items = []
+    for b in blocks:
+        if b.id.isascii() and b.id.isalnum() and type(b.size) is int:
+            items.append(f'["{b.id}",{b.size}]')  # the common case, without json's overhead
+        else:
+            items.append(json.dumps([b.id, b.size], separators=(",", ":")))
+    return "[" + ",".join(items) + "]"
+
+
+def decode_blocks(text: str) -> tuple[Block, ...]:
+    if text == "[]":
+        return ()
+    return tuple([Block(i, s) for i, s in json.loads(text)])
+
+
+def _row(state: FileState) -> _Row:
+    return (
+        state.path,
+        state.kind,
+        state.size,
+        state.mode,
+        state.mtime_ns,
+        state.inode,
+        state.rev,
+        encode_blocks(state.blocks),
+    )
+
+
+def _state(row: _Row) -> FileState:
+    path, kind, size, mode, mtime_ns, inode, rev, blocks = row
+    # positional, in FileState's field order: path kind size mode mtime_ns blocks rev inode
+    return FileState(path, kind, size, mode, mtime_ns, decode_blocks(blocks), rev, inode)
+
+
+def _by_id(key: tuple[str, str]) -> str:
+    return key[0]
+
+
+def _tree(tree: str) -> str:
+    if tree not in TREES:
+        raise ValueError(f"unknown tree {tree!r}; expected one of {TREES}")
+    return tree
+
+
+class Index:
+    """The three trees and the meta table of one sync folder."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        """Wrap an open connection (autocommit: `isolation_level=None`); see `open`."""
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._trees: dict[str, dict[str, FileState]] = {}
+        with self.db.atomic():
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            if self.get_meta("schema") is None:
+                self.set_meta("schema", SCHEMA_VERSION)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Index:
+        """Open (creating if needed) the index file at `path`; its folder must exist."""
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -32768")  # KiB: 32 MiB
+        return cls(conn)
+
+    def close(self) -> None:
+        self.conn.close()
+        self._trees.clear()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions ------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; nested blocks are savepoints."""
+        try:
+            with self.db.atomic():
+                yield
+        except BaseException:
+            self._trees.clear()  # the mirrors may hold rolled-back writes: reload them
+            raise
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if self.conn.in_transaction:
+            yield
+        else:
+            with self.transaction():
+                yield
+
+    # -- trees -------------------------------------------------------------------------
+    def _mirror(self, tree: str) -> dict[str, FileState]:
+        mirror = self._trees.get(_tree(tree))
+        if mirror is None:
+            rows = self.conn.execute(f"SELECT {_COLUMNS} FROM {tree}")
+            gc_was_on = gc.isenabled()
+            gc.disable()  # 100k objects in a row would trigger needless collections
+            try:
+                mirror = {row[0]: _state(row) for row in rows}
+            finally:
+                if gc_was_on:
+                    gc.enable()
+            self._trees[tree] = mirror
+        return mirror
+
+    def get(self, tree: Tree, path: str) -> FileState | None:
+        return self._mirror(tree).get(path)
+
+    def all(self, tree: Tree) -> dict[str, FileState]:
+        """Every state of one tree, by path (a fresh dict: the caller may change it)."""
+        return dict(self._mirror(tree))
+
+    def put(self, tree: Tree, state: FileState) -> None:
+        self.put_many(tree, (state,))
+
+    def put_many(self, tree: Tree, states: Iterable[FileState]) -> None:
+        """Insert or replace states; one statement per table (executemany)."""
+        mirror = self._mirror(tree)
+        new = {s.path: s for s in states}
+        if not new:
+            return
+        with self._writing():
+            self.conn.executemany(
+                f"INSERT OR REPLACE INTO {tree} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [_row(s) for s in new.values()],
+            )
+            if tree == "local":
+                self._reindex_blocks([(mirror.get(p), s) for p, s in new.items()])
+            mirror.update(new)
+
+    def delete(self, tree: Tree, path: str) -> None:
+        self.delete_many(tree, (path,))
+
+    def delete_many(self, tree: Tree, paths: Iterable[str]) -> None:
+        mirror = self._mirror(tree)
+        gone = [p for p in dict.fromkeys(paths) if p in mirror]
+        if not gone:
+            return
+        with self._writing():
+            self.conn.executemany(f"DELETE FROM {tree} WHERE path = ?", [(p,) for p in gone])
+            if tree == "local":
+                self._reindex_blocks([(mirror[p], None) for p in gone])
+            for path in gone:
+                del mirror[path]
+
+    def clear(self, tree: Tree) -> None:
+        """Forget every state of one tree (e.g. before a full resync of `remote`)."""
+        with self._writing():
+            self.conn.execute(f"DELETE FROM {_tree(tree)}")
+            if tree == "local":
+                self.conn.execute("DELETE FROM local_blocks")
+            self._trees[tree] = {}
+
+    def _reindex_blocks(self, changes: list[tuple[FileState | None, FileState | None]]) -> None:
+        """Keep local_blocks in step with (old, new) local states; sorted for fast B-trees."""
+        drop: set[tuple[str, str]] = set()
+        add: set[tuple[str, str]] = set()
+        for old, new in changes:
+            if old is not None and new is not None and old.blocks == new.blocks:
+                continue
+            if old is not None:
+                drop.update((b.id, old.path) for b in old.blocks)
+            if new is not None:
+                add.update((b.id, new.path) for b in new.blocks)
+        keep = drop & add
+        if drop - keep:
+            self.conn.executemany(
+                "DELETE FROM local_blocks WHERE id = ? AND path = ?",
+                sorted(drop - keep, key=_by_id),
+            )
+        if add - keep:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO local_blocks (id, path) VALUES (?, ?)",
+                sorted(add - keep, key=_by_id),
+            )
+
+    def paths_under(self, tree: Tree, folder: str) -> list[str]:
+        """Sorted paths strictly inside `folder` ('' is the root: every path)."""
+        table = _tree(tree)
+        if folder == "":
+            rows = self.conn.execute(f"SELECT path FROM {table} ORDER BY path")
+        else:
+            # '/' sorts right before '0': [folder/, folder0) is exactly folder's subtree
+            rows = self.conn.execute(
+                f"SELECT path FROM {table} WHERE path >= ? AND path < ? ORDER BY path",
+                (folder + "/", folder + "0"),
+            )
+        return [r[0] for r in rows]
+
+    # -- lookups for reuse -------------------------------------------------------------
+    def find_local_by_inode(self, inode: int) -> FileState | None:
+        row = self.conn.execute("SELECT path FROM local WHERE inode = ? LIMIT 1", (inode,))
+        found = row.fetchone()
+        return None if found is None else self.get("local", found[0])
+
+    def find_block(self, block_id: str) -> tuple[str, int, int] | None:
+        """(path, offset, size) of a chunk inside a local file that matches its base.
+
+        Only files whose last scan agrees with the synced base are offered: their bytes
+        are settled. The reader must still verify the chunk's hash (the file may have
+        changed since it was scanned).
+        """
+        rows = self.conn.execute(
+            "SELECT lb.path FROM local_blocks AS lb"
+            " JOIN local AS l ON l.path = lb.path"
+            " JOIN base AS b ON b.path = lb.path"
+            " WHERE lb.id = ? AND l.kind = 'file' AND b.kind = 'file' AND l.blocks = b.blocks"
+            " LIMIT 1",
+            (block_id,),
+        ).fetchone()
+        state = None if rows is None else self.get("local", rows[0])
+        if state is None:
+            return None
+        offset = 0
+        for block in state.blocks:
+            if block.id == block_id:
+                return state.path, offset, block.size
+            offset += block.size
+        return None
+
+    # -- meta --------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | int | None) -> None:
+        """Store `value` as text (ints in decimal: read back with int()); None removes it."""
+        with self._writing():
+            if value is None:
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value))
+                )

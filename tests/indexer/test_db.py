@@ -1,0 +1,261 @@
+"""The index on real SQLite files: trees, meta, transactions, reuse lookups, scale."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from syncd.indexer.db import Index, decode_blocks, encode_blocks
+from syncd.indexer.state import Block, FileState
+
+A = Block("a" * 64, 100)
+B = Block("b" * 64, 50)
+C = Block("c" * 64, 7)
+
+
+def f(path: str, *blocks: Block, rev: int | None = None, inode: int | None = None) -> FileState:
+    return FileState(
+        path, "file", sum(b.size for b in blocks), 0o644, 123, tuple(blocks), rev, inode
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path):
+    idx = Index.open(tmp_path / "index.db")
+    yield idx
+    idx.close()
+
+
+def test_put_get_delete_each_tree(index: Index):
+    for tree in ("local", "remote", "base"):
+        state = f("a/b.txt", A, B, rev=None if tree == "local" else 3, inode=9)
+        assert index.get(tree, "a/b.txt") is None
+        index.put(tree, state)
+        assert index.get(tree, "a/b.txt") == state
+        index.delete(tree, "a/b.txt")
+        assert index.get(tree, "a/b.txt") is None
+        index.delete(tree, "a/b.txt")  # deleting what is not there is fine
+
+
+def test_trees_are_separate_and_dirs_round_trip(index: Index):
+    index.put("local", FileState("d", "dir", mode=0o755, inode=4))
+    index.put("remote", f("d", A, rev=1))
+    assert index.get("local", "d") == FileState("d", "dir", mode=0o755, inode=4)
+    assert index.get("remote", "d") == f("d", A, rev=1)
+    assert index.get("base", "d") is None
+
+
+def test_reopen_keeps_everything(tmp_path: Path):
+    with Index.open(tmp_path / "i.db") as idx:
+        idx.put_many("local", [f("x", A, inode=1), FileState("y", "dir")])
+        idx.put("base", f("x", A, rev=5))
+        idx.set_meta("cursor", 42)
+    with Index.open(tmp_path / "i.db") as idx:
+        assert idx.all("local") == {"x": f("x", A, inode=1), "y": FileState("y", "dir")}
+        assert idx.get("base", "x") == f("x", A, rev=5)
+        assert int(idx.get_meta("cursor") or 0) == 42
+
+
+def test_wal_mode(index: Index):
+    assert index.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_unknown_tree_is_refused(index: Index):
+    with pytest.raises(ValueError, match="unknown tree"):
+        index.get("elsewhere", "a")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown tree"):
+        index.put("local; DROP TABLE meta", f("a", A))  # type: ignore[arg-type]
+
+
+def test_all_returns_a_copy(index: Index):
+    index.put("local", f("a", A))
+    snapshot = index.all("local")
+    snapshot.pop("a")
+    assert index.get("local", "a") == f("a", A)
+
+
+def test_clear(index: Index):
+    index.put_many("local", [f("a", A), f("b", B)])
+    index.put("base", f("a", A, rev=1))
+    index.clear("local")
+    assert index.all("local") == {}
+    assert index.find_block(A.id) is None
+    assert index.get("base", "a") is not None
+
+
+def test_transaction_commits_remote_entries_and_cursor_together(tmp_path: Path):
+    with Index.open(tmp_path / "i.db") as idx:
+        with pytest.raises(RuntimeError), idx.transaction():
+            idx.put("remote", f("a", A, rev=1))
+            idx.set_meta("cursor", 1)
+            raise RuntimeError("connection lost mid-page")
+        assert idx.get("remote", "a") is None  # the mirror was rolled back too
+        assert idx.get_meta("cursor") is None
+        with idx.transaction():
+            idx.put("remote", f("a", A, rev=1))
+            idx.set_meta("cursor", 1)
+    with Index.open(tmp_path / "i.db") as idx:
+        assert idx.get("remote", "a") == f("a", A, rev=1)
+        assert idx.get_meta("cursor") == "1"
+
+
+def test_nested_transaction_rolls_back_only_itself(index: Index):
+    with index.transaction():
+        index.put("base", f("outer", A, rev=1))
+        with pytest.raises(KeyError), index.transaction():
+            index.put("base", f("inner", B, rev=2))
+            raise KeyError("inner fails")
+        index.put("base", f("after", C, rev=3))
+    assert sorted(index.all("base")) == ["after", "outer"]
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_survives_a_killed_process(tmp_path: Path):
+    db = tmp_path / "i.db"
+    code = f"""
+import os, signal
+from syncd.indexer.db import Index
+from syncd.indexer.state import Block, FileState
+idx = Index.open({str(db)!r})
+with idx.transaction():
+    idx.put("remote", FileState("kept", "file", 3, blocks=(Block("ab" * 32, 3),), rev=7))
+    idx.set_meta("cursor", 7)
+idx.conn.execute("BEGIN")
+idx.put("remote", FileState("lost", "file"))
+idx.set_meta("cursor", 8)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = _run(code)
+    assert proc.returncode == -9, proc.stderr
+    with Index.open(db) as idx:
+        assert idx.get("remote", "kept") == FileState(
+            "kept", "file", 3, blocks=(Block("ab" * 32, 3),), rev=7
+        )
+        assert idx.get("remote", "lost") is None
+        assert idx.get_meta("cursor") == "7"
+
+
+def test_meta(index: Index):
+    assert index.get_meta("device") is None
+    assert index.get_meta("device", "laptop") == "laptop"
+    index.set_meta("device", "desk")
+    index.set_meta("namespace", 12)
+    assert index.get_meta("device") == "desk"
+    assert index.get_meta("namespace") == "12"
+    index.set_meta("device", None)
+    assert index.get_meta("device") is None
+    assert index.get_meta("schema") == "1"
+
+
+def test_paths_under(index: Index):
+    names = ["a", "a/b", "a/b/c", "a b", "a.txt", "a0", "ab", "a/z", "b"]
+    index.put_many("base", [f(n, A, rev=1) for n in names])
+    assert index.paths_under("base", "a") == ["a/b", "a/b/c", "a/z"]
+    assert index.paths_under("base", "a/b") == ["a/b/c"]
+    assert index.paths_under("base", "") == sorted(names)
+    assert index.paths_under("base", "missing") == []
+
+
+def test_find_local_by_inode(index: Index):
+    index.put_many("local", [f("x", A, inode=11), f("y", B, inode=12)])
+    found = index.find_local_by_inode(12)
+    assert found is not None
+    assert found.path == "y"
+    assert index.find_local_by_inode(99) is None
+    index.delete("local", "y")
+    assert index.find_local_by_inode(12) is None
+
+
+def test_find_block_only_in_files_that_match_their_base(index: Index):
+    index.put("local", f("doc", A, B, C, inode=1))
+    assert index.find_block(B.id) is None  # not synced yet: not a settled source
+    index.put("base", f("doc", A, B, C, rev=4))
+    assert index.find_block(B.id) == ("doc", A.size, B.size)
+    assert index.find_block(C.id) == ("doc", A.size + B.size, C.size)
+    assert index.find_block("f" * 64) is None
+    index.put("local", f("doc", A, C, inode=1))  # edited locally: differs from base
+    assert index.find_block(A.id) is None
+    index.put("local", f("doc", A, B, C, inode=1))
+    index.put("local", f("copy", B, inode=2))
+    index.put("base", f("copy", B, rev=1))
+    index.delete("local", "doc")
+    assert index.find_block(B.id) == ("copy", 0, B.size)
+    assert index.find_block(A.id) is None
+
+
+def test_find_block_after_reopen(tmp_path: Path):
+    with Index.open(tmp_path / "i.db") as idx:
+        idx.put("local", f("doc", A, B, inode=1))
+        idx.put("base", f("doc", A, B, rev=1))
+    with Index.open(tmp_path / "i.db") as idx:
+        assert idx.find_block(B.id) == ("doc", A.size, B.size)
+
+
+def test_blocks_encoding():
+    blocks = (A, B, Block('we"ird,id:', 3))
+    text = encode_blocks(blocks)
+    assert decode_blocks(text) == blocks
+    assert decode_blocks(encode_blocks(())) == ()
+    assert encode_blocks((A,)) == f'[["{A.id}",100]]'
+
+
+def test_usable_from_another_thread(index: Index):
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            index.put("local", f("t", A))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert not errors
+    assert index.get("local", "t") == f("t", A)
+
+
+def test_hundred_thousand_paths(tmp_path: Path):
+    states = [
+        FileState(
+            f"d{i % 97}/s{i % 13}/file{i}.txt",
+            "file",
+            60,
+            0o644,
+            i,
+            (Block(f"{i:064x}", 40), Block(f"{i + 1:064x}", 20)),
+            None,
+            i + 1,
+        )
+        for i in range(100_000)
+    ]
+    with Index.open(tmp_path / "big.db") as idx, idx.transaction():
+        idx.put_many("local", states)
+        idx.put_many("base", [s.with_rev(1) for s in states[:1000]])
+    with Index.open(tmp_path / "big.db") as idx:
+        everything = idx.all("local")
+        assert len(everything) == 100_000
+        assert everything[states[12345].path] == states[12345]
+        assert idx.find_block(f"{501:064x}") == (states[500].path, 40, 20)
+        idx.delete_many("local", [s.path for s in states[:50_000]])
+        assert len(idx.all("local")) == 50_000
+
+
+def test_public_names():
+    import syncd.indexer
+    import syncd.indexer.db
+    import syncd.indexer.ignore
+    import syncd.indexer.scanner
+
+    for module in (syncd.indexer, syncd.indexer.db, syncd.indexer.ignore, syncd.indexer.scanner):
+        for name in module.__all__:
+            assert hasattr(module, name), (module.__name__, name)
