@@ -29,6 +29,7 @@ class ServerProc:
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
     env_extra: dict[str, str] = field(default_factory=dict)
+    chunking: tuple[int, int, int] | None = TEST_CHUNKING  # None: the server's default
 
     def __post_init__(self) -> None:
         self.log_path = self.data.parent / f"{self.data.name}.log"
@@ -40,8 +41,7 @@ class ServerProc:
     def start(self) -> ServerProc:
         for _ in range(5):
             self.port = self.port or free_port()
-            env = {**os.environ, "SYNCD_CHUNKING": ",".join(map(str, TEST_CHUNKING))}
-            env.update(self.env_extra)
+            env = self._env()
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "syncd", "server", "--data", str(self.data)]  # noqa: RUF005
@@ -55,6 +55,12 @@ class ServerProc:
             self.stop()
             self.port = 0
         raise RuntimeError(f"server did not start; log:\n{self.log_path.read_text()}")
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "SYNCD_CHUNKING"}
+        if self.chunking is not None:
+            env["SYNCD_CHUNKING"] = ",".join(map(str, self.chunking))
+        return {**env, **self.env_extra}
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + 30
@@ -92,7 +98,7 @@ class ServerProc:
     def adduser(self, name: str, password: str = "correct horse", email: str | None = None) -> str:
         cmd = [sys.executable, "-m", "syncd", "server", "adduser", name, "--data", str(self.data)]
         cmd += ["--password-stdin"] + (["--email", email] if email else [])
-        env = {**os.environ, "SYNCD_CHUNKING": ",".join(map(str, TEST_CHUNKING))}
+        env = self._env()
         out = subprocess.run(
             cmd, input=password + "\n", capture_output=True, text=True, env=env, check=False
         )
