@@ -1,0 +1,174 @@
+"""The client daemon: wires watcher, change feed, sync loop and control socket together.
+
+Threads: the sync loop (the only one touching the index and the folder), the watcher
+and the change feed (both only post events), and the control socket (answers from the
+status snapshot, posts pause/resume, and asks the server for ls/history/restore).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from syncd.chunker import ChunkParams
+from syncd.control import ControlServer
+from syncd.credentials import load_token
+from syncd.engine.localfs import LocalFS
+from syncd.engine.loop import CONFLICT_MARK, SyncLoop
+from syncd.errors import SyncdError, TransportError
+from syncd.home import ClientHome
+from syncd.indexer.db import Index
+from syncd.indexer.ignore import Ignore
+from syncd.paths import validate_path
+from syncd.status import SyncStatus
+from syncd.transport.client import ServerClient
+from syncd.transport.feed import ChangeFeed
+from syncd.watcher import Watcher
+
+log = logging.getLogger("syncd.daemon")
+STATE_DIR_NAME = ".syncd"
+# An editor's save dance (temp write, rename, delete) completes within milliseconds;
+# 100 ms of quiet coalesces it while keeping propagation well under a second.
+WATCH_QUIET = 0.1
+WATCH_MAX_DELAY = 2.0
+
+
+class Daemon:
+    def __init__(self, home: ClientHome, stop: threading.Event) -> None:
+        self.home = home
+        self.stop = stop
+        cfg = home.load_config()
+        self.cfg = cfg
+        token = load_token(home, cfg)
+        self.root = Path(cfg.folder)
+        if not self.root.is_dir():
+            raise SyncdError(f"the sync folder {self.root} does not exist")
+        self.index = Index.open(home.index_path)
+        self._check_folder()
+        self.client = ServerClient(cfg.server_url, token)
+        self.feed_client = ServerClient(cfg.server_url, token)
+        self.status = SyncStatus(folder=str(self.root), server=cfg.server_url, device=cfg.device)
+        self.loop = SyncLoop(
+            root=self.root,
+            index=self.index,
+            fs=LocalFS(self.root, self.root / STATE_DIR_NAME),
+            client=self.client,
+            ns=cfg.namespace,
+            device=cfg.device,
+            params=ChunkParams.from_dict(cfg.chunking),
+            status=self.status,
+        )
+        cursor = int(self.index.get_meta("cursor") or 0)
+        self.feed = ChangeFeed(
+            self.feed_client,
+            cfg.namespace,
+            cursor,
+            on_page=lambda _page: self.loop.post("online"),
+            on_error=self._feed_error,
+        )
+        self.watcher = Watcher(
+            self.root,
+            on_batch=lambda paths: self.loop.post("dirty", set(paths)),
+            on_overflow=lambda: self.loop.post("rescan"),
+            ignore=Ignore.from_root(self.root),
+            quiet=WATCH_QUIET,
+            max_delay=WATCH_MAX_DELAY,
+        )
+        self.control = ControlServer(home.socket_path, self.handle)
+
+    def _check_folder(self) -> None:
+        """Refuse to sync a folder that lost its marker: unmounted or replaced, its
+        emptiness must not be taken for the user deleting everything (as Syncthing's
+        .stfolder)."""
+        marker = self.root / STATE_DIR_NAME
+        if marker.is_dir():
+            return
+        if self.index.all("local") or self.index.all("base"):
+            self.index.close()
+            raise SyncdError(
+                f"{marker} is missing: the sync folder {self.root} looks unmounted or replaced."
+                f" If you really want to start over, run: syncd link again"
+            )
+        marker.mkdir(mode=0o700)
+
+    def _feed_error(self, exc: TransportError, delay: float) -> None:
+        log.info("change feed: %s (retry in %.1fs)", exc, delay)
+        self.loop.post("remote")
+
+    def run(self) -> None:
+        self.control.start()
+        self.watcher.start()
+        self.feed.start()
+        waker = threading.Thread(
+            target=lambda: (self.stop.wait(), self.loop.post("wake")), daemon=True
+        )
+        waker.start()
+        log.info("syncing %s with %s as %s", self.root, self.cfg.server_url, self.cfg.device)
+        try:
+            self.loop.run(self.stop)
+        finally:
+            self.feed.stop()
+            self.watcher.stop()
+            self.control.close()
+            self.client.close()
+            self.index.close()
+            log.info("stopped")
+
+    # -- control socket ----------------------------------------------------------------
+    def handle(self, cmd: str, args: dict) -> dict:
+        ns = self.cfg.namespace
+        if cmd == "status":
+            return {**self.status.snapshot(), "chunk_avg": self.cfg.chunking.get("avg")}
+        if cmd in ("pause", "resume"):
+            self.loop.post(cmd)
+            self.status.update(paused=cmd == "pause")
+            return {}
+        if cmd == "stop":
+            self.stop.set()
+            return {}
+        if cmd == "ls":
+            path = validate_path(args.get("path") or "", allow_root=True)
+            return {"entries": self.client.list_folder(ns, path)}
+        if cmd == "history":
+            return {"entries": self.client.history(ns, validate_path(args.get("path")))}
+        if cmd == "restore":
+            return {"entry": self._restore(validate_path(args.get("path")), args.get("rev"))}
+        if cmd == "conflicts":
+            return {"paths": self._conflicts()}
+        if cmd == "devices":
+            return {"devices": self.client.devices()}
+        if cmd == "revoke":
+            self.client.revoke(int(args["id"]))
+            return {}
+        raise SyncdError(f"unknown command {cmd!r}")
+
+    def _restore(self, path: str, rev: int | None) -> dict:
+        history = self.client.history(self.cfg.namespace, path)
+        if rev is None:
+            # the newest revision with content that is not the current one
+            current = history[0]["rev"] if history else None
+            older = [e for e in history if not e["deleted"] and e["rev"] != current]
+            if not history[0]["deleted"] and not older:
+                raise SyncdError(f"{path} has no earlier revision to restore")
+            candidates = (
+                older if not history[0]["deleted"] else [e for e in history if not e["deleted"]]
+            )
+            if not candidates:
+                raise SyncdError(f"{path} has no revision with content")
+            rev = candidates[0]["rev"]
+        entry = self.client.restore(self.cfg.namespace, path, int(rev))
+        self.loop.post("remote")
+        return entry
+
+    def _conflicts(self) -> list[str]:
+        reader = Index.open(self.home.index_path)
+        try:
+            return sorted(p for p in reader.all("local") if CONFLICT_MARK in p.rpartition("/")[2])
+        finally:
+            reader.close()
+
+
+def run_daemon(home: ClientHome, stop_event: threading.Event) -> None:
+    """Run until `stop_event` is set (by a signal or the control socket's `stop`)."""
+    Daemon(home, stop_event).run()

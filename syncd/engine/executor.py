@@ -1,0 +1,258 @@
+"""The executor: applies a plan through the transport (server) and LocalFS (folder).
+
+Remote-side ops go first, in plan order: chunks the server lacks are read back from
+the file (each verified against the id the scan gave it), uploaded in batches, then the
+commits are sent in batches with `parent_rev` and an operation id. Then local-side ops,
+in plan order: downloads (reusing local chunks where the index knows them), local
+deletes, conflicts (local copy moved aside, remote version written), new bases.
+
+A commit answered with a conflict or a local file that changed under a download is not
+an error: the path is marked for a rescan and the next planning round decides again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+import blake3
+
+from syncd.engine.conflicts import conflict_name
+from syncd.engine.localfs import ConflictDetected, LocalFS
+from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, SetBase, Upload
+from syncd.engine.remote import commit_op, delete_op, state_from_entry
+from syncd.errors import FileError
+from syncd.indexer.db import Index
+from syncd.indexer.state import Block, FileState
+from syncd.transport.client import ServerClient
+
+log = logging.getLogger("syncd.executor")
+
+COMMIT_BATCH = 1000
+UPLOAD_BATCH_BYTES = 8 << 20
+
+
+@dataclass
+class Outcome:
+    rescan: set[str] = field(default_factory=set)  # paths whose local state must be re-read
+    problems: dict[str, str] = field(default_factory=dict)  # path -> why it was skipped
+    conflicts: list[str] = field(default_factory=list)  # conflicted copies made
+    committed: int = 0
+    applied: int = 0
+
+    @property
+    def progress(self) -> bool:
+        return bool(self.committed or self.applied or self.rescan or self.conflicts)
+
+
+class Executor:
+    def __init__(
+        self,
+        index: Index,
+        fs: LocalFS,
+        client: ServerClient,
+        ns: int,
+        device: str,
+        *,
+        today: Callable[[], date] = date.today,
+        on_progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.index = index
+        self.fs = fs
+        self.client = client
+        self.ns = ns
+        self.device = device
+        self.today = today
+        self.on_progress = on_progress or (lambda _kind, _n: None)
+
+    def run(self, ops: list[Op]) -> Outcome:
+        out = Outcome()
+        remote_ops = [op for op in ops if isinstance(op, Upload | DeleteRemote)]
+        local_ops = [op for op in ops if not isinstance(op, Upload | DeleteRemote)]
+        if remote_ops:
+            self._push(remote_ops, out)
+        for op in local_ops:
+            try:
+                self._apply_local(op, out)
+            except FileError as exc:
+                log.warning("skipped %s: %s", exc.path, exc.reason)
+                out.problems[op.path] = exc.reason
+                out.rescan.add(op.path)
+        return out
+
+    # -- upload and commit -------------------------------------------------------------
+    def _push(self, ops: list[Op], out: Outcome) -> None:
+        uploads = [op for op in ops if isinstance(op, Upload) and op.local.kind == "file"]
+        ids = [b.id for op in uploads for b in op.local.blocks]
+        missing = set(self.client.missing(self.ns, ids)) if ids else set()
+        sendable: list[Op] = []
+        for op in ops:
+            if isinstance(op, Upload) and op.local.kind == "file":
+                try:
+                    self._upload_blocks(op.local, missing)
+                except FileError as exc:
+                    out.rescan.add(op.path)
+                    out.problems[op.path] = exc.reason
+                    continue
+            sendable.append(op)
+        for start in range(0, len(sendable), COMMIT_BATCH):
+            self._commit(sendable[start : start + COMMIT_BATCH], out)
+
+    def _upload_blocks(self, state: FileState, missing: set[str]) -> None:
+        wanted = [(off, b) for off, b in _offsets(state.blocks) if b.id in missing]
+        if not wanted:
+            return
+        batch: list[tuple[str, bytes]] = []
+        size = 0
+        for chunk_id, data in self._read_blocks(state.path, wanted):
+            batch.append((chunk_id, data))
+            size += len(data)
+            missing.discard(chunk_id)
+            if size >= UPLOAD_BATCH_BYTES:
+                self.client.put_chunks(self.ns, batch)
+                self.on_progress("up", size)
+                batch, size = [], 0
+        if batch:
+            self.client.put_chunks(self.ns, batch)
+            self.on_progress("up", size)
+
+    def _read_blocks(
+        self, path: str, wanted: list[tuple[int, Block]]
+    ) -> Iterator[tuple[str, bytes]]:
+        full = self.fs.abspath(path)
+        try:
+            with open(full, "rb") as f:
+                for offset, block in wanted:
+                    f.seek(offset)
+                    data = f.read(block.size)
+                    if len(data) != block.size or blake3.blake3(data).hexdigest() != block.id:
+                        raise FileError(path, "changed since it was scanned; will retry")
+                    yield block.id, data
+        except OSError as exc:
+            raise FileError(path, os.strerror(exc.errno or 0) or str(exc)) from None
+
+    def _commit(self, ops: list[Op], out: Outcome) -> None:
+        requests = []
+        for op in ops:
+            op_id = uuid.uuid4().hex
+            if isinstance(op, Upload):
+                requests.append(commit_op(op.local, op.parent_rev, op_id))
+            else:
+                assert isinstance(op, DeleteRemote)
+                requests.append(delete_op(op.path, op.parent_rev, op_id))
+        results = self.client.commit_batch(self.ns, requests)
+        with self.index.transaction():
+            for op, result in zip(ops, results, strict=True):
+                status = result["status"]
+                if status == "ok":
+                    out.committed += 1
+                    state = state_from_entry(result["entry"])
+                    if state is None:
+                        self.index.delete("base", op.path)
+                    else:
+                        self.index.put("base", state)
+                elif status == "conflict":
+                    # the remote moved on: the change feed brings the new entry; replan then
+                    log.info("commit of %s raced another device; replanning", op.path)
+                    out.rescan.add(op.path)
+                else:
+                    log.warning("server still lacks chunks of %s; retrying", op.path)
+                    out.rescan.add(op.path)
+
+    # -- local application -------------------------------------------------------------
+    def _apply_local(self, op: Op, out: Outcome) -> None:
+        if isinstance(op, SetBase):
+            if op.state is None:
+                self.index.delete("base", op.path)
+            else:
+                self.index.put("base", op.state)
+            return
+        if isinstance(op, Download):
+            self._download(op.path, op.remote, self.index.get("local", op.path), out)
+            return
+        if isinstance(op, DeleteLocal):
+            expect = self.index.get("local", op.path)
+            if expect is None or self.fs.delete(op.path, expect):
+                with self.index.transaction():
+                    self.index.delete("local", op.path)
+                    self.index.delete("base", op.path)
+                out.applied += 1
+            else:
+                out.rescan.add(op.path)
+            return
+        if isinstance(op, Conflict):
+            self._conflict(op, out)
+            return
+        raise AssertionError(f"unexpected op {op!r}")
+
+    def _download(
+        self, path: str, remote: FileState, expect: FileState | None, out: Outcome
+    ) -> None:
+        try:
+            if remote.kind == "dir":
+                local = self.fs.mkdir(path, remote)
+            else:
+                local = self.fs.write_file(path, remote, self._chunks_for(remote), expect)
+        except ConflictDetected:
+            out.rescan.add(path)
+            return
+        with self.index.transaction():
+            self.index.put("local", local)
+            self.index.put("base", remote)
+        out.applied += 1
+
+    def _chunks_for(self, state: FileState) -> Iterator[bytes]:
+        """The file's chunks in order: from local files where possible, else the server.
+
+        Chunks the server must send are fetched in batches, in order of first use, so
+        the download streams; only chunks that repeat within the file are kept.
+        """
+        counts = Counter(b.id for b in state.blocks)
+        sources: dict[str, tuple[str, int, int]] = {}
+        need: list[str] = []
+        for chunk_id in counts:
+            found = self.index.find_block(chunk_id)
+            if found is not None:
+                sources[chunk_id] = found
+            else:
+                need.append(chunk_id)
+        sizes = {b.id: b.size for b in state.blocks}
+        fetched = self.client.get_chunks(self.ns, need, sizes) if need else iter(())
+        repeats: dict[str, bytes] = {}
+        for block in state.blocks:
+            data = repeats.get(block.id)
+            if data is None and block.id in sources:
+                data = self.fs.read_chunk(*sources[block.id], block.id)
+                if data is None:  # that file changed since it was indexed
+                    data = self.client.get_chunk(self.ns, block.id)
+                    self.on_progress("down", len(data))
+            if data is None:
+                chunk_id, data = next(fetched)
+                assert chunk_id == block.id, "chunks arrive in order of first use"
+                self.on_progress("down", len(data))
+            if counts[block.id] > 1:
+                repeats[block.id] = data
+            yield data
+
+    def _conflict(self, op: Conflict, out: Outcome) -> None:
+        taken = self.fs.exists
+        new_path = conflict_name(op.path, self.device, self.today(), taken)
+        self.fs.move_aside(op.path, new_path)
+        log.warning("conflict on %s: local copy kept as %s", op.path, new_path)
+        out.conflicts.append(new_path)
+        out.rescan.update({op.path, new_path})
+        with self.index.transaction():
+            self.index.delete("local", op.path)
+        self._download(op.path, op.remote, None, out)
+
+
+def _offsets(blocks: tuple[Block, ...]) -> Iterator[tuple[int, Block]]:
+    offset = 0
+    for block in blocks:
+        yield offset, block
+        offset += block.size

@@ -1,0 +1,217 @@
+"""LocalFS: the only code that writes into the sync folder (D7, D10).
+
+Downloads go to a temp file in the folder's own state dir (same filesystem), each chunk
+verified against its BLAKE3 id, fsynced, given its mode and mtime, and renamed over the
+target only if the target still matches what the index last saw (size, mtime, inode);
+otherwise ConflictDetected is raised and the user's file is left untouched. No parent
+component is ever a symlink: the folder is never written outside of.
+
+Between the final check and the rename there is a window of microseconds in which an
+application could still write the target; the next scan sees such a write (the inode
+changed), and the version the user wrote just before it is on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import blake3
+
+from syncd.errors import FileError
+from syncd.indexer.state import FileState
+
+
+class ConflictDetected(Exception):
+    """The local path no longer matches what the plan expected; rescan and replan."""
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "disk full"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def _matches(st: os.stat_result | None, expect: FileState | None) -> bool:
+    if expect is None:
+        return st is None
+    if st is None:
+        return False
+    if expect.kind == "dir":
+        return stat.S_ISDIR(st.st_mode)
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == expect.size
+        and st.st_mtime_ns == expect.mtime_ns
+        and (expect.inode is None or st.st_ino == expect.inode)
+    )
+
+
+class LocalFS:
+    def __init__(self, root: Path, state_dir: Path) -> None:
+        self.root = Path(root)
+        self.state_dir = Path(state_dir)
+        self.tmp_dir = self.state_dir / "tmp"
+
+    # -- paths -------------------------------------------------------------------------
+    def abspath(self, path: str) -> str:
+        return os.path.join(self.root, *path.split("/"))
+
+    def stat_state(self, path: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.abspath(path))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        return self.stat_state(path) is not None
+
+    def _parents(self, path: str, *, create: bool) -> None:
+        """Check (and create) each parent folder; refuse symlinks and non-folders."""
+        parts = path.split("/")[:-1]
+        current = str(self.root)
+        for i, part in enumerate(parts):
+            current = os.path.join(current, part)
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                if not create:
+                    return
+                os.mkdir(current, 0o755)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                shown = "/".join(parts[: i + 1])
+                kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"
+                raise FileError(path, f"parent {shown!r} is {kind}; not written")
+
+    # -- writing -----------------------------------------------------------------------
+    def write_file(
+        self, path: str, state: FileState, chunks: Iterable[bytes], expect: FileState | None
+    ) -> FileState:
+        """Write `state`'s content from `chunks` (in block order) atomically."""
+        tmp_name = None
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="dl-")
+            with os.fdopen(fd, "wb") as f:
+                blocks = iter(state.blocks)
+                for data in chunks:
+                    block = next(blocks, None)
+                    if block is None or len(data) != block.size:
+                        raise FileError(path, "download does not match its block list")
+                    if blake3.blake3(data).hexdigest() != block.id:
+                        raise FileError(path, f"chunk {block.id[:12]}… failed verification")
+                    f.write(data)
+                if next(blocks, None) is not None:
+                    raise FileError(path, "download ended early")
+                f.flush()
+                os.fchmod(f.fileno(), (state.mode & 0o777) | 0o600)
+                os.fsync(f.fileno())
+            os.utime(tmp_name, ns=(state.mtime_ns, state.mtime_ns))
+            self._parents(path, create=True)
+            target = self.abspath(path)
+            if not _matches(self.stat_state(path), expect):
+                raise ConflictDetected(path)
+            os.replace(tmp_name, target)
+            tmp_name = None
+            self._fsync_dir(os.path.dirname(target))
+            st = os.lstat(target)
+        except OSError as exc:
+            raise FileError(path, _reason(exc)) from None
+        finally:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+        return FileState(
+            path, "file", st.st_size, st.st_mode & 0o777, st.st_mtime_ns, state.blocks,
+            None, st.st_ino,
+        )  # fmt: skip
+
+    def mkdir(self, path: str, state: FileState) -> FileState:
+        try:
+            self._parents(path, create=True)
+            target = self.abspath(path)
+            st = self.stat_state(path)
+            if st is None:
+                os.mkdir(target, (state.mode & 0o777) | 0o700)
+                st = os.lstat(target)
+            elif not stat.S_ISDIR(st.st_mode):
+                raise ConflictDetected(path)
+        except OSError as exc:
+            raise FileError(path, _reason(exc)) from None
+        return FileState(path, "dir", 0, st.st_mode & 0o777, 0, (), None, st.st_ino)
+
+    def delete(self, path: str, expect: FileState) -> bool:
+        """Remove a file still matching `expect`, or an empty folder; False otherwise."""
+        try:
+            self._parents(path, create=False)
+            st = self.stat_state(path)
+            if st is None:
+                return True
+            if not _matches(st, expect):
+                return False
+            if expect.kind == "dir":
+                try:
+                    os.rmdir(self.abspath(path))
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                        return False
+                    raise
+            else:
+                os.unlink(self.abspath(path))
+            return True
+        except OSError as exc:
+            raise FileError(path, _reason(exc)) from None
+
+    def move_aside(self, path: str, new_path: str) -> None:
+        """Rename `path` to `new_path`, which must not exist (a conflicted copy)."""
+        try:
+            self._parents(new_path, create=True)
+            if self.exists(new_path):
+                raise FileError(path, f"{new_path!r} already exists")
+            os.rename(self.abspath(path), self.abspath(new_path))
+        except OSError as exc:
+            raise FileError(path, _reason(exc)) from None
+
+    # -- reading -----------------------------------------------------------------------
+    def read_chunk(self, path: str, offset: int, size: int, expect_id: str) -> bytes | None:
+        """Bytes of a chunk from a local file, or None if they no longer match."""
+        try:
+            self._parents(path, create=False)
+            fd = os.open(self.abspath(path), os.O_RDONLY | os.O_NOFOLLOW)
+        except (OSError, FileError):
+            return None
+        try:
+            data = os.pread(fd, size, offset)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if len(data) != size or blake3.blake3(data).hexdigest() != expect_id:
+            return None
+        return data
+
+    # -- upkeep ------------------------------------------------------------------------
+    def cleanup_temp(self) -> None:
+        """Remove temp files a killed process left behind."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        for entry in os.scandir(self.tmp_dir):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+    @staticmethod
+    def _fsync_dir(path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

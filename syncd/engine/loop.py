@@ -1,0 +1,296 @@
+"""The sync loop: one control thread that scans, pulls the journal, plans and executes.
+
+Other threads (watcher, change feed, control socket) only post events to its queue.
+Each round: pull remote entries up to the journal's end → rescan dirty paths → plan
+(a pure function of the three trees) → execute → repeat until nothing is left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from syncd.chunker import ChunkParams
+from syncd.engine.executor import Executor, Outcome
+from syncd.engine.localfs import LocalFS
+from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, Upload
+from syncd.engine.planner import plan
+from syncd.engine.remote import state_from_entry
+from syncd.errors import AuthError, RequestRejected, TransportError
+from syncd.indexer.db import Index
+from syncd.indexer.ignore import Ignore
+from syncd.indexer.scanner import scan
+from syncd.status import SyncStatus
+from syncd.transport.client import ServerClient
+from syncd.transport.retry import Backoff
+
+log = logging.getLogger("syncd.loop")
+CONFLICT_MARK = " (conflicted copy from "
+MAX_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "dirty" | "rescan" | "remote" | "pause" | "resume" | "online" | "wake"
+    paths: frozenset[str] = frozenset()
+
+
+class SyncLoop:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        index: Index,
+        fs: LocalFS,
+        client: ServerClient,
+        ns: int,
+        device: str,
+        params: ChunkParams,
+        status: SyncStatus,
+        chunk_fn: Callable | None = None,
+        rescan_interval: float = 600.0,
+        settle_delay: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.root = root
+        self.index = index
+        self.fs = fs
+        self.client = client
+        self.ns = ns
+        self.device = device
+        self.params = params
+        self.status = status
+        self.chunk_fn = chunk_fn
+        self.rescan_interval = rescan_interval
+        self.settle_delay = settle_delay
+        self.clock = clock
+        self.today = today
+        self.ignore = Ignore.from_root(root)
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.executor = Executor(
+            index, fs, client, ns, device, today=today, on_progress=status.count
+        )
+        self._backoff = Backoff(base=0.5, cap=30.0)
+        self._failures = 0
+        self._retry_at = 0.0
+        self._remote_pending = True
+
+    # -- events from other threads -----------------------------------------------------
+    def post(self, kind: str, paths: frozenset[str] | set[str] = frozenset()) -> None:
+        self.events.put(Event(kind, frozenset(paths)))
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Sync until `stop` is set (post any event to wake the loop after setting it)."""
+        self.fs.cleanup_temp()
+        dirty: set[str] | None = None  # None: scan everything
+        next_rescan = self.clock() + self.rescan_interval
+        while not stop.is_set():
+            now = self.clock()
+            if now >= next_rescan:
+                dirty, next_rescan = None, now + self.rescan_interval
+            pending = dirty is None or bool(dirty) or self._remote_pending
+            if pending and not self.status.paused and now >= self._retry_at:
+                self._remote_pending = False
+                try:
+                    self._cycle(dirty)
+                    dirty = set()
+                    self._online()
+                except TransportError as exc:
+                    self._remote_pending = True
+                    self._retry_at = self._offline(exc)
+            pending = dirty is None or bool(dirty) or self._remote_pending
+            deadline = next_rescan
+            if pending and not self.status.paused:
+                deadline = min(deadline, self._retry_at)
+            dirty = self._wait(max(0.0, deadline - self.clock()), dirty)
+
+    def _wait(self, timeout: float, dirty: set[str] | None) -> set[str] | None:
+        try:
+            event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
+        except queue.Empty:
+            return dirty
+        while True:
+            dirty = self._take(event, dirty)
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return dirty
+
+    def _take(self, event: Event, dirty: set[str] | None) -> set[str] | None:
+        if event.kind == "pause":
+            self.status.update(paused=True)
+        elif event.kind == "resume":
+            self.status.update(paused=False)
+            self._retry_at = 0.0
+            return None
+        elif event.kind == "rescan":
+            return None
+        elif event.kind == "online":
+            self._retry_at = 0.0
+            self._remote_pending = True
+        elif event.kind == "remote":
+            self._remote_pending = True
+        elif event.kind == "dirty" and dirty is not None:
+            return dirty | set(event.paths)
+        return dirty
+
+    # -- one cycle ---------------------------------------------------------------------
+    def _cycle(self, dirty: set[str] | None) -> None:
+        self.status.update(busy=True)
+        try:
+            self._pull_remote()
+            self._scan(None if dirty is None else {p for p in dirty if p})
+            for _ in range(MAX_ROUNDS):
+                ops = self._plan()
+                if not ops:
+                    break
+                self._show_pending(ops)
+                outcome = self.executor.run(ops)
+                self._record(outcome)
+                if outcome.rescan:
+                    self._scan(outcome.rescan)
+                self._pull_remote()
+                if not outcome.progress:
+                    break
+            self.status.update(
+                files_up=0, bytes_up=0, files_down=0, bytes_down=0, last_sync=self.clock()
+            )
+        finally:
+            self.status.update(busy=False)
+
+    def _plan(self) -> list[Op]:
+        """Plan over the three trees, leaving out what this device ignores.
+
+        An ignored path is neither uploaded, deleted remotely (it vanishing from the
+        local scan is not a deletion) nor downloaded: it stays as it is on each side.
+        """
+        trees = [self.index.all(t) for t in ("local", "remote", "base")]
+        ignored = {
+            path
+            for tree in trees
+            for path, state in tree.items()
+            if self.ignore.ignored(path, state.kind == "dir")
+        }
+        if ignored:
+            trees = [{p: s for p, s in t.items() if p not in ignored} for t in trees]
+        return plan(*trees, device=self.device, today=self.today())
+
+    def _scan(self, only: set[str] | None) -> None:
+        if only is not None and not only:
+            return
+        if only is None or ".syncignore" in only:
+            self.ignore = Ignore.from_root(self.root)
+        result = scan(
+            self.root,
+            self.index.all("local"),
+            self.ignore,
+            self.params,
+            **({"chunk_fn": self.chunk_fn} if self.chunk_fn else {}),
+            only=only,
+        )
+        with self.index.transaction():
+            self.index.put_many("local", result.changed.values())
+            self.index.delete_many("local", result.removed)
+        problems = dict(self.status.problems)
+        if only is None:
+            problems = {}
+        else:
+            for path in only:
+                problems.pop(path, None)
+        problems.update(result.problems)
+        self.status.update(problems=problems)
+        if result.retry:  # still being written: look again once it has had time to settle
+            timer = threading.Timer(self.settle_delay, self.post, ("dirty", set(result.retry)))
+            timer.daemon = True
+            timer.start()
+
+    def _pull_remote(self) -> None:
+        cursor = int(self.index.get_meta("cursor") or 0)
+        if cursor == 0:
+            self._resync()
+            return
+        while True:
+            try:
+                page = self.client.changes(self.ns, cursor, limit=5000)
+            except RequestRejected as exc:
+                if exc.status == 410:
+                    log.warning("the server's journal is behind our cursor: full resync")
+                    self._resync(forget_base=True)
+                    return
+                raise
+            if page.entries:
+                with self.index.transaction():
+                    for entry in page.entries:
+                        state = state_from_entry(entry)
+                        if state is None:
+                            self.index.delete("remote", entry["path"])
+                        else:
+                            self.index.put("remote", state)
+                    self.index.set_meta("cursor", str(page.cursor))
+            cursor = page.cursor
+            if not page.has_more:
+                return
+
+    def _resync(self, forget_base: bool = False) -> None:
+        entries, cursor = self.client.tree(self.ns)
+        with self.index.transaction():
+            for path in list(self.index.all("remote")):
+                self.index.delete("remote", path)
+            if forget_base:
+                for path in list(self.index.all("base")):
+                    self.index.delete("base", path)
+            for entry in entries:
+                state = state_from_entry(entry)
+                if state is not None:
+                    self.index.put("remote", state)
+            self.index.set_meta("cursor", str(cursor))
+        if cursor > 0:
+            self._pull_remote()
+
+    # -- status ------------------------------------------------------------------------
+    def _show_pending(self, ops: list[Op]) -> None:
+        up = [op for op in ops if isinstance(op, Upload | DeleteRemote | Conflict)]
+        down = [op for op in ops if isinstance(op, Download | DeleteLocal | Conflict)]
+        self.status.update(
+            files_up=len(up),
+            bytes_up=sum(op.local.size for op in up if isinstance(op, Upload)),
+            files_down=len(down),
+            bytes_down=sum(op.remote.size for op in down if isinstance(op, Download)),
+        )
+
+    def _record(self, outcome: Outcome) -> None:
+        if outcome.problems:
+            self.status.update(problems={**self.status.problems, **outcome.problems})
+        if outcome.conflicts:
+            self.status.update(conflicts=[*self.status.conflicts, *outcome.conflicts])
+
+    def _online(self) -> None:
+        self._failures = 0
+        if self.status.offline_since is not None or self.status.error is not None:
+            log.info("back online")
+        self.status.update(offline_since=None, next_retry=None, offline_reason=None, error=None)
+
+    def _offline(self, exc: TransportError) -> float:
+        now = self.clock()
+        if isinstance(exc, AuthError):
+            self.status.update(error={"path": "", "reason": str(exc)})
+            delay = 60.0
+        else:
+            delay = self._backoff.delay(min(self._failures, 10))
+            if self.status.offline_since is None:
+                log.warning("server unreachable: %s", exc)
+                self.status.update(offline_since=now)
+        self._failures += 1
+        self.status.update(next_retry=now + delay, offline_reason=str(exc))
+        return now + delay
+
+    def conflicts(self) -> list[str]:
+        return sorted(p for p in self.index.all("local") if CONFLICT_MARK in p.rpartition("/")[2])

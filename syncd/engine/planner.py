@@ -1,0 +1,141 @@
+"""The planner: a pure function of the local, remote and base trees (D6).
+
+Per path, "local changed" means the local state's content (kind, blocks, executable
+bit) differs from the base, or one is present and the other not; "remote changed"
+means the remote revision differs from the base's, or one is present and the other not.
+
+| local    | remote   | decision                                                        |
+|----------|----------|-----------------------------------------------------------------|
+| same     | same     | nothing                                                         |
+| changed  | same     | Upload (parent_rev = base rev) / DeleteRemote if deleted locally |
+| same     | changed  | Download (if the local file still matches) / DeleteLocal        |
+| changed  | changed  | same content or both deleted → SetBase (no transfer)            |
+|          |          | deleted locally, edited remotely → Download (edit beats delete) |
+|          |          | edited locally, deleted remotely → Upload as new (edit survives) |
+|          |          | both edited differently → Conflict: remote keeps the name, the  |
+|          |          | local copy moves aside as a conflicted copy and is uploaded     |
+
+Folders: a remotely deleted folder whose local subtree holds anything that is not also
+being deleted is recreated on the server (Upload) instead of deleted locally; a locally
+deleted folder whose remote subtree has changes is recreated locally (Download) instead
+of deleted on the server. Nothing a user wrote is dropped.
+
+Order: uploads (parents first), remote deletes (children first), downloads and
+conflicts (parents first), local deletes (children first), so a remote move can reuse
+the old file's bytes before it goes, and new content is on the server before any
+delete is sent.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Mapping
+from datetime import date
+
+from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, SetBase, Upload
+from syncd.indexer.state import FileState
+
+__all__ = ["plan"]
+
+
+def _local_changed(local: FileState | None, base: FileState | None) -> bool:
+    if local is None or base is None:
+        return (local is None) != (base is None)
+    return not base.same_content(local)
+
+
+def _remote_changed(remote: FileState | None, base: FileState | None) -> bool:
+    if remote is None or base is None:
+        return (remote is None) != (base is None)
+    return remote.rev != base.rev
+
+
+def _decide(
+    path: str, lo: FileState | None, re: FileState | None, ba: FileState | None
+) -> Op | None:
+    lc, rc = _local_changed(lo, ba), _remote_changed(re, ba)
+    if not lc and not rc:
+        return None
+    if lc and not rc:
+        if lo is None:
+            assert ba is not None and ba.rev is not None
+            return DeleteRemote(path, ba.rev, ba.kind)
+        return Upload(path, lo, ba.rev if ba is not None else None)
+    if rc and not lc:
+        if re is None:
+            assert lo is not None
+            return DeleteLocal(path, lo)
+        return Download(path, re, lo)
+    # both changed
+    if lo is None and re is None:
+        return SetBase(path, None)
+    if lo is None:
+        assert re is not None
+        return Download(path, re, None)
+    if re is None:
+        return Upload(path, lo, None)
+    if lo.same_content(re):
+        return SetBase(path, re)
+    return Conflict(path, lo, re, ba)
+
+
+def _depth(path: str) -> int:
+    return path.count("/")
+
+
+def plan(
+    local: Mapping[str, FileState],
+    remote: Mapping[str, FileState],
+    base: Mapping[str, FileState],
+    *,
+    device: str,
+    today: date,
+) -> list[Op]:
+    """The ops that make local and remote agree, in the order they must run."""
+    del device, today  # conflict names are chosen at apply time, against the disk
+    ops: dict[str, Op] = {}
+    for path in set(local) | set(remote) | set(base):
+        op = _decide(path, local.get(path), remote.get(path), base.get(path))
+        if op is not None:
+            ops[path] = op
+    _keep_folders_with_survivors(ops, local, remote)
+    creates = sorted(
+        (op for op in ops.values() if isinstance(op, Upload)),
+        key=lambda o: (_depth(o.path), o.path),
+    )
+    remote_deletes = sorted(
+        (op for op in ops.values() if isinstance(op, DeleteRemote)),
+        key=lambda o: (-_depth(o.path), o.path),
+    )
+    downloads = sorted(
+        (op for op in ops.values() if isinstance(op, Download | Conflict | SetBase)),
+        key=lambda o: (_depth(o.path), o.path),
+    )
+    local_deletes = sorted(
+        (op for op in ops.values() if isinstance(op, DeleteLocal)),
+        key=lambda o: (-_depth(o.path), o.path),
+    )
+    return [*creates, *remote_deletes, *downloads, *local_deletes]
+
+
+def _under(sorted_paths: list[str], folder: str) -> list[str]:
+    prefix = folder + "/"
+    start = bisect_left(sorted_paths, prefix)
+    end = bisect_left(sorted_paths, folder + "0")  # '0' follows '/' in code point order
+    return sorted_paths[start:end]
+
+
+def _keep_folders_with_survivors(
+    ops: dict[str, Op], local: Mapping[str, FileState], remote: Mapping[str, FileState]
+) -> None:
+    """Never delete a folder, on either side, that still has to hold something."""
+    local_paths, remote_paths = sorted(local), sorted(remote)
+    for path, op in list(ops.items()):
+        if isinstance(op, DeleteLocal) and op.expect.kind == "dir":
+            inside = _under(local_paths, path)
+            if any(not isinstance(ops.get(p), DeleteLocal) for p in inside):
+                ops[path] = Upload(path, op.expect, None)
+        elif isinstance(op, DeleteRemote) and op.kind == "dir" and path in remote:
+            inside = _under(remote_paths, path)
+            if any(not isinstance(ops.get(p), DeleteRemote) for p in inside):
+                ops[path] = Download(path, remote[path], None)
