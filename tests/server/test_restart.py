@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.server.helpers import cid, commit_file
@@ -40,3 +42,17 @@ def test_sigkill_loses_nothing_committed(own_server):
     own_server.start()
     tree = s.client.get(s.ns_url("tree")).json()
     assert len(tree["entries"]) == 20 and tree["cursor"] == 20
+
+
+def test_ctrl_c_stops_cleanly_and_requests_are_logged(own_server):
+    own_server.adduser("gina")
+    s = login(own_server, "gina")
+    s.client.get("/v1/me")
+    proc = own_server.proc
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    own_server.proc = None
+    log = own_server.log_path.read_text()
+    assert '"GET /v1/me HTTP/1.1" 200' in log
+    assert "Finished server process" in log
+    assert s.token not in log  # tokens travel in headers and are never logged
