@@ -59,7 +59,7 @@ class Daemon:
             params=ChunkParams.from_dict(cfg.chunking),
             status=self.status,
         )
-        cursor = int(self.index.get_meta("cursor") or 0)
+        cursor = int(self.index.get_meta("cursor") or 0)  # the feed only wakes the loop
         self.feed = ChangeFeed(
             self.feed_client,
             cfg.namespace,

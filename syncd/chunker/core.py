@@ -24,6 +24,7 @@ from syncd.chunker.params import ChunkParams
 from syncd.errors import FileError
 
 SEGMENT = 4 * 1024 * 1024
+SMALL_INLINE = 256 * 1024  # segments up to this size are hashed on the calling thread
 _local = threading.local()
 _hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-hash")
 
@@ -53,9 +54,9 @@ def _cdc(params: ChunkParams) -> FastCDC:
     return cdc
 
 
-def _fill(stream: BinaryIO, carry: bytes) -> tuple[bytearray, bool]:
-    """One segment: `carry` followed by up to SEGMENT fresh bytes, read in place."""
-    buf = bytearray(len(carry) + SEGMENT)
+def _fill(stream: BinaryIO, carry: bytes, segment: int) -> tuple[bytearray, bool]:
+    """One segment: `carry` followed by up to `segment` fresh bytes, read in place."""
+    buf = bytearray(len(carry) + segment)
     buf[: len(carry)] = carry
     view = memoryview(buf)
     pos = len(carry)
@@ -71,12 +72,18 @@ def _fill(stream: BinaryIO, carry: bytes) -> tuple[bytearray, bool]:
     return buf, eof
 
 
-def _segments(stream: BinaryIO, params: ChunkParams) -> Iterator[tuple[int, bytearray, list]]:
-    """Yield (base offset, buffer, cuts) where cuts are final (offset, length) pairs."""
+def _segments(
+    stream: BinaryIO, params: ChunkParams, size_hint: int | None = None
+) -> Iterator[tuple[int, bytearray, list]]:
+    """Yield (base offset, buffer, cuts) where cuts are final (offset, length) pairs.
+
+    `size_hint` (a file's size) keeps the buffer of a small file small.
+    """
     cdc = _cdc(params)
     carry, base = b"", 0
+    segment = SEGMENT if size_hint is None else max(1, min(SEGMENT, size_hint + 1))
     while True:
-        buf, eof = _fill(stream, carry)
+        buf, eof = _fill(stream, carry, segment)
         cuts = [(c.offset, c.length) for c in cdc.cut_buf(buf)] if buf else []
         if not eof and cuts:
             last_off, _ = cuts.pop()
@@ -95,17 +102,26 @@ def _hash_all(buf: bytearray, cuts: list[tuple[int, int]]) -> list[str]:
 
 
 def iter_chunks_stream(
-    stream: BinaryIO, params: ChunkParams
+    stream: BinaryIO, params: ChunkParams, size_hint: int | None = None
 ) -> Iterator[tuple[ChunkRef, memoryview]]:
     """Yield each chunk's (ref, data); data stays valid while the caller holds it."""
     pending: tuple[int, bytearray, list, Future[list[str]]] | None = None
-    for base, buf, cuts in _segments(stream, params):
-        job = _hasher.submit(_hash_all, buf, cuts)
+    for base, buf, cuts in _segments(stream, params, size_hint):
+        if len(buf) <= SMALL_INLINE:  # not worth a thread hand-off
+            job = _done(_hash_all(buf, cuts))
+        else:
+            job = _hasher.submit(_hash_all, buf, cuts)
         if pending is not None:
             yield from _emit(*pending)
         pending = (base, buf, cuts, job)
     if pending is not None:
         yield from _emit(*pending)
+
+
+def _done(ids: list[str]) -> Future[list[str]]:
+    done: Future[list[str]] = Future()
+    done.set_result(ids)
+    return done
 
 
 def _emit(
@@ -116,8 +132,10 @@ def _emit(
         yield ChunkRef(base + off, length, cid), view[off : off + length]
 
 
-def chunk_stream(stream: BinaryIO, params: ChunkParams) -> list[ChunkRef]:
-    return [ref for ref, _ in iter_chunks_stream(stream, params)]
+def chunk_stream(
+    stream: BinaryIO, params: ChunkParams, size_hint: int | None = None
+) -> list[ChunkRef]:
+    return [ref for ref, _ in iter_chunks_stream(stream, params, size_hint)]
 
 
 def chunk_bytes(data: bytes | bytearray | memoryview, params: ChunkParams) -> list[ChunkRef]:
@@ -132,6 +150,6 @@ def chunk_file(path: str | os.PathLike[str], params: ChunkParams) -> list[ChunkR
     """Chunk a file of any size in bounded memory; OSError becomes FileError."""
     try:
         with open(path, "rb") as f:
-            return chunk_stream(f, params)
+            return chunk_stream(f, params, os.fstat(f.fileno()).st_size)
     except OSError as exc:
         raise FileError(str(Path(path)), exc.strerror or str(exc)) from None

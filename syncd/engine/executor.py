@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -34,7 +35,10 @@ from syncd.transport.client import ServerClient
 log = logging.getLogger("syncd.executor")
 
 COMMIT_BATCH = 1000
-UPLOAD_BATCH_BYTES = 8 << 20
+UPLOAD_BATCH_BYTES = 8 << 20  # chunks of many files travel together up to this size
+SMALL_FILE = 1 << 20  # files up to this size are downloaded in batches
+DOWNLOAD_BATCH_BYTES = 32 << 20
+WORKERS = 4  # uploads in flight; files written at once (their fsyncs overlap)
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Executor:
         self.device = device
         self.today = today
         self.on_progress = on_progress or (lambda _kind, _n: None)
+        self._threads: ThreadPoolExecutor | None = None
 
     def run(self, ops: list[Op]) -> Outcome:
         out = Outcome()
@@ -76,13 +81,26 @@ class Executor:
         local_ops = [op for op in ops if not isinstance(op, Upload | DeleteRemote)]
         if remote_ops:
             self._push(remote_ops, out)
+        small: list[Download] = []
         for op in local_ops:
+            if _small_file(op):
+                assert isinstance(op, Download)
+                small.append(op)
+                if sum(o.remote.size for o in small) >= DOWNLOAD_BATCH_BYTES:
+                    self._download_many(small, out)
+                    small = []
+                continue
+            if small:
+                self._download_many(small, out)
+                small = []
             try:
                 self._apply_local(op, out)
             except FileError as exc:
                 log.warning("skipped %s: %s", exc.path, exc.reason)
                 out.problems[op.path] = exc.reason
                 out.rescan.add(op.path)
+        if small:
+            self._download_many(small, out)
         return out
 
     # -- upload and commit -------------------------------------------------------------
@@ -90,36 +108,21 @@ class Executor:
         uploads = [op for op in ops if isinstance(op, Upload) and op.local.kind == "file"]
         ids = [b.id for op in uploads for b in op.local.blocks]
         missing = set(self.client.missing(self.ns, ids)) if ids else set()
-        sendable: list[Op] = []
-        for op in ops:
-            if isinstance(op, Upload) and op.local.kind == "file":
+        failed: set[str] = set()
+        with _Uploader(self) as uploader:
+            for op in uploads:
+                wanted = [(off, b) for off, b in _offsets(op.local.blocks) if b.id in missing]
                 try:
-                    self._upload_blocks(op.local, missing)
+                    for chunk_id, data in self._read_blocks(op.path, wanted):
+                        missing.discard(chunk_id)
+                        uploader.add(chunk_id, data)
                 except FileError as exc:
+                    failed.add(op.path)
                     out.rescan.add(op.path)
                     out.problems[op.path] = exc.reason
-                    continue
-            sendable.append(op)
+        sendable = [op for op in ops if op.path not in failed]
         for start in range(0, len(sendable), COMMIT_BATCH):
             self._commit(sendable[start : start + COMMIT_BATCH], out)
-
-    def _upload_blocks(self, state: FileState, missing: set[str]) -> None:
-        wanted = [(off, b) for off, b in _offsets(state.blocks) if b.id in missing]
-        if not wanted:
-            return
-        batch: list[tuple[str, bytes]] = []
-        size = 0
-        for chunk_id, data in self._read_blocks(state.path, wanted):
-            batch.append((chunk_id, data))
-            size += len(data)
-            missing.discard(chunk_id)
-            if size >= UPLOAD_BATCH_BYTES:
-                self.client.put_chunks(self.ns, batch)
-                self.on_progress("up", size)
-                batch, size = [], 0
-        if batch:
-            self.client.put_chunks(self.ns, batch)
-            self.on_progress("up", size)
 
     def _read_blocks(
         self, path: str, wanted: list[tuple[int, Block]]
@@ -239,6 +242,52 @@ class Executor:
                 repeats[block.id] = data
             yield data
 
+    def _download_many(self, ops: list[Download], out: Outcome) -> None:
+        """Small files: their chunks in a few batched requests, written in parallel."""
+        data: dict[str, bytes] = {}
+        need: list[str] = []
+        for op in ops:
+            for block in op.remote.blocks:
+                if block.id in data or block.id in need:
+                    continue
+                found = self.index.find_block(block.id)
+                chunk = self.fs.read_chunk(*found, block.id) if found else None
+                if chunk is None:
+                    need.append(block.id)
+                else:
+                    data[block.id] = chunk
+        sizes = {b.id: b.size for op in ops for b in op.remote.blocks}
+        for chunk_id, chunk in self.client.get_chunks(self.ns, need, sizes):
+            data[chunk_id] = chunk
+            self.on_progress("down", len(chunk))
+        expects = {op.path: self.index.get("local", op.path) for op in ops}
+
+        def write(op: Download) -> FileState | Exception:
+            try:
+                chunks = (data[b.id] for b in op.remote.blocks)
+                return self.fs.write_file(op.path, op.remote, chunks, expects[op.path])
+            except (ConflictDetected, FileError) as exc:
+                return exc
+
+        results = list(self._pool().map(write, ops))
+        with self.index.transaction():
+            for op, result in zip(ops, results, strict=True):
+                if isinstance(result, ConflictDetected):
+                    out.rescan.add(op.path)
+                elif isinstance(result, FileError):
+                    log.warning("skipped %s: %s", op.path, result.reason)
+                    out.problems[op.path] = result.reason
+                    out.rescan.add(op.path)
+                elif isinstance(result, FileState):
+                    self.index.put("local", result)
+                    self.index.put("base", op.remote)
+                    out.applied += 1
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(WORKERS, thread_name_prefix="syncd-io")
+        return self._threads
+
     def _conflict(self, op: Conflict, out: Outcome) -> None:
         taken = self.fs.exists
         new_path = conflict_name(op.path, self.device, self.today(), taken)
@@ -249,6 +298,53 @@ class Executor:
         with self.index.transaction():
             self.index.delete("local", op.path)
         self._download(op.path, op.remote, None, out)
+
+
+class _Uploader:
+    """Collects chunks into batches and keeps up to WORKERS uploads in flight."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.ex = executor
+        self.batch: list[tuple[str, bytes]] = []
+        self.size = 0
+        self.inflight: deque[Future[None]] = deque()
+
+    def __enter__(self) -> _Uploader:
+        return self
+
+    def __exit__(self, exc_type: type | None, *_: object) -> None:
+        if self.batch and exc_type is None:
+            self._flush()
+        first: BaseException | None = None
+        while self.inflight:  # wait for every upload, even after a failure
+            try:
+                self.inflight.popleft().result()
+            except Exception as err:
+                first = first or err
+        if first is not None and exc_type is None:
+            raise first
+
+    def add(self, chunk_id: str, data: bytes) -> None:
+        self.batch.append((chunk_id, data))
+        self.size += len(data)
+        if self.size >= UPLOAD_BATCH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, size = self.batch, self.size
+        self.batch, self.size = [], 0
+        while len(self.inflight) >= WORKERS:
+            self.inflight.popleft().result()
+
+        def send() -> None:
+            self.ex.client.put_chunks(self.ex.ns, batch)
+            self.ex.on_progress("up", size)
+
+        self.inflight.append(self.ex._pool().submit(send))
+
+
+def _small_file(op: Op) -> bool:
+    return isinstance(op, Download) and op.remote.kind == "file" and op.remote.size <= SMALL_FILE
 
 
 def _offsets(blocks: tuple[Block, ...]) -> Iterator[tuple[int, Block]]:

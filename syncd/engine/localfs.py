@@ -86,8 +86,9 @@ class LocalFS:
             except FileNotFoundError:
                 if not create:
                     return
-                os.mkdir(current, 0o755)
-                continue
+                with contextlib.suppress(FileExistsError):  # a parallel writer made it
+                    os.mkdir(current, 0o755)
+                st = os.lstat(current)
             if not stat.S_ISDIR(st.st_mode):
                 shown = "/".join(parts[: i + 1])
                 kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"

@@ -213,10 +213,11 @@ class SyncLoop:
             timer.start()
 
     def _pull_remote(self) -> None:
-        cursor = int(self.index.get_meta("cursor") or 0)
-        if cursor == 0:
+        stored = self.index.get_meta("cursor")
+        if stored is None:  # never synced: start from the current tree, not the history
             self._resync()
             return
+        cursor = int(stored)
         while True:
             try:
                 page = self.client.changes(self.ns, cursor, limit=5000)
@@ -252,8 +253,7 @@ class SyncLoop:
                 if state is not None:
                     self.index.put("remote", state)
             self.index.set_meta("cursor", str(cursor))
-        if cursor > 0:
-            self._pull_remote()
+        self._pull_remote()  # entries committed while the tree was read
 
     # -- status ------------------------------------------------------------------------
     def _show_pending(self, ops: list[Op]) -> None:

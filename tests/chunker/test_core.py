@@ -74,6 +74,7 @@ PINNED_LENGTHS = [
 
 def test_file_stream_and_bytes_agree_across_segment_edges(tmp_path, monkeypatch):
     monkeypatch.setattr(core_mod, "SEGMENT", 10_000)  # many segment edges
+    monkeypatch.setattr(core_mod, "SMALL_INLINE", 9_000)  # both hashing paths, mixed
     data = rand(200_003, seed=7)
     (tmp_path / "f").write_bytes(data)
     a = chunk_bytes(data, SMALL)
