@@ -129,6 +129,8 @@ def idle(a: DeviceProc, files: int, minutes: float) -> None:
             d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i}").write_bytes(b"x")
     wait_for(lambda: a.idle(), "A indexes and uploads the idle tree", 3600)
+    time.sleep(10)  # let trailing watcher batches and rescans settle before measuring
+    wait_for(lambda: a.idle(), "A idle again", 600)
     assert a.proc is not None
     pid = a.proc.pid
     cpu0 = cpu_seconds(pid)

@@ -29,8 +29,8 @@ from syncd.watcher import Watcher
 log = logging.getLogger("syncd.daemon")
 STATE_DIR_NAME = ".syncd"
 # An editor's save dance (temp write, rename, delete) completes within milliseconds;
-# 100 ms of quiet coalesces it while keeping propagation well under a second.
-WATCH_QUIET = 0.1
+# 50 ms of quiet coalesces it while keeping propagation well under a second.
+WATCH_QUIET = 0.05
 WATCH_MAX_DELAY = 2.0
 
 
