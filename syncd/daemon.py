@@ -14,8 +14,9 @@ from pathlib import Path
 from syncd.chunker import ChunkParams
 from syncd.control import ControlServer
 from syncd.credentials import load_token
+from syncd.engine.conflicts import is_conflicted_copy
 from syncd.engine.localfs import LocalFS
-from syncd.engine.loop import CONFLICT_MARK, SyncLoop
+from syncd.engine.loop import SyncLoop
 from syncd.errors import SyncdError, TransportError
 from syncd.home import ClientHome
 from syncd.indexer.db import Index
@@ -164,7 +165,7 @@ class Daemon:
     def _conflicts(self) -> list[str]:
         reader = Index.open(self.home.index_path)
         try:
-            return sorted(p for p in reader.all("local") if CONFLICT_MARK in p.rpartition("/")[2])
+            return sorted(p for p in reader.all("local") if is_conflicted_copy(p))
         finally:
             reader.close()
 

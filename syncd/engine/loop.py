@@ -31,7 +31,6 @@ from syncd.transport.client import ServerClient
 from syncd.transport.retry import Backoff
 
 log = logging.getLogger("syncd.loop")
-CONFLICT_MARK = " (conflicted copy from "
 MAX_ROUNDS = 20
 
 
@@ -291,6 +290,3 @@ class SyncLoop:
         self._failures += 1
         self.status.update(next_retry=now + delay, offline_reason=str(exc))
         return now + delay
-
-    def conflicts(self) -> list[str]:
-        return sorted(p for p in self.index.all("local") if CONFLICT_MARK in p.rpartition("/")[2])
