@@ -80,6 +80,7 @@ class SyncLoop:
         self._failures = 0
         self._retry_at = 0.0
         self._remote_pending = True
+        self._replan = True  # plan on the first cycle and after any failed one
 
     # -- events from other threads -----------------------------------------------------
     def post(self, kind: str, paths: frozenset[str] | set[str] = frozenset()) -> None:
@@ -145,8 +146,11 @@ class SyncLoop:
     def _cycle(self, dirty: set[str] | None) -> None:
         self.status.update(busy=True)
         try:
-            self._pull_remote()
+            pulled = self._pull_remote()
             self._scan(None if dirty is None else {p for p in dirty if p})
+            if dirty is not None and not dirty and not pulled and not self._replan:
+                return  # nothing new on either side: no need to plan over every path
+            self._replan = True  # until this cycle completes
             for _ in range(MAX_ROUNDS):
                 ops = self._plan()
                 if not ops:
@@ -159,6 +163,7 @@ class SyncLoop:
                 self._pull_remote()
                 if not outcome.progress:
                     break
+            self._replan = False
             self.status.update(
                 files_up=0, bytes_up=0, files_down=0, bytes_down=0, last_sync=self.clock()
             )
@@ -211,20 +216,19 @@ class SyncLoop:
             timer.daemon = True
             timer.start()
 
-    def _pull_remote(self) -> None:
+    def _pull_remote(self) -> int:
+        """Bring the remote tree up to the journal's end; the number of entries applied."""
         stored = self.index.get_meta("cursor")
         if stored is None:  # never synced: start from the current tree, not the history
-            self._resync()
-            return
-        cursor = int(stored)
+            return self._resync()
+        cursor, applied = int(stored), 0
         while True:
             try:
                 page = self.client.changes(self.ns, cursor, limit=5000)
             except RequestRejected as exc:
                 if exc.status == 410:
                     log.warning("the server's journal is behind our cursor: full resync")
-                    self._resync(forget_base=True)
-                    return
+                    return self._resync(forget_base=True)
                 raise
             if page.entries:
                 with self.index.transaction():
@@ -235,11 +239,12 @@ class SyncLoop:
                         else:
                             self.index.put("remote", state)
                     self.index.set_meta("cursor", str(page.cursor))
+            applied += len(page.entries)
             cursor = page.cursor
             if not page.has_more:
-                return
+                return applied
 
-    def _resync(self, forget_base: bool = False) -> None:
+    def _resync(self, forget_base: bool = False) -> int:
         entries, cursor = self.client.tree(self.ns)
         with self.index.transaction():
             for path in list(self.index.all("remote")):
@@ -252,7 +257,7 @@ class SyncLoop:
                 if state is not None:
                     self.index.put("remote", state)
             self.index.set_meta("cursor", str(cursor))
-        self._pull_remote()  # entries committed while the tree was read
+        return len(entries) + 1 + self._pull_remote()  # + entries committed meanwhile
 
     # -- status ------------------------------------------------------------------------
     def _show_pending(self, ops: list[Op]) -> None:

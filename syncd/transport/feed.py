@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from syncd.errors import TransportError
+from syncd.errors import RequestRejected, TransportError
 from syncd.transport.client import ChangesPage, ServerClient
 from syncd.transport.retry import Backoff
 
@@ -55,6 +55,12 @@ class ChangeFeed:
             try:
                 page = self._client.changes(self._ns, self.cursor, timeout=self._poll_timeout)
             except TransportError as exc:
+                if isinstance(exc, RequestRejected) and exc.status == 410:
+                    # the server's journal is behind our cursor (restored from a backup):
+                    # follow it from the start; the sync loop resyncs its own trees
+                    self.cursor = 0
+                    self._on_page(ChangesPage([], 0, False))
+                    continue
                 delay = self._backoff.delay(min(failures, 10))
                 failures += 1
                 self._on_error(exc, delay)
@@ -66,9 +72,7 @@ class ChangeFeed:
                 log.exception("change feed failed")
                 self._stop.wait(5)
                 continue
-            failures = 0
-            if page.entries or page.cursor != self.cursor:
+            recovered, failures = failures > 0, 0
+            if page.entries or recovered:  # an empty page only matters after an outage
                 self.cursor = page.cursor
                 self._on_page(page)
-            elif not page.entries:
-                self._on_page(page)  # an empty page: the server is reachable
