@@ -265,11 +265,14 @@ class Executor:
         def write(op: Download) -> FileState | Exception:
             try:
                 chunks = (data[b.id] for b in op.remote.blocks)
-                return self.fs.write_file(op.path, op.remote, chunks, expects[op.path])
+                return self.fs.write_file(
+                    op.path, op.remote, chunks, expects[op.path], sync_dir=False
+                )
             except (ConflictDetected, FileError) as exc:
                 return exc
 
         results = list(self._pool().map(write, ops))
+        self.fs.sync_dirs(op.path for op, r in zip(ops, results, strict=True) if _written(r))
         with self.index.transaction():
             for op, result in zip(ops, results, strict=True):
                 if isinstance(result, ConflictDetected):
@@ -341,6 +344,10 @@ class _Uploader:
             self.ex.on_progress("up", size)
 
         self.inflight.append(self.ex._pool().submit(send))
+
+
+def _written(result: FileState | Exception) -> bool:
+    return isinstance(result, FileState)
 
 
 def _small_file(op: Op) -> bool:

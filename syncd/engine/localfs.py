@@ -96,9 +96,19 @@ class LocalFS:
 
     # -- writing -----------------------------------------------------------------------
     def write_file(
-        self, path: str, state: FileState, chunks: Iterable[bytes], expect: FileState | None
+        self,
+        path: str,
+        state: FileState,
+        chunks: Iterable[bytes],
+        expect: FileState | None,
+        *,
+        sync_dir: bool = True,
     ) -> FileState:
-        """Write `state`'s content from `chunks` (in block order) atomically."""
+        """Write `state`'s content from `chunks` (in block order) atomically.
+
+        `sync_dir=False` leaves the fsync of the folder (which makes the rename durable)
+        to the caller, who may batch it over many files with `sync_dirs`.
+        """
         tmp_name = None
         try:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +134,8 @@ class LocalFS:
                 raise ConflictDetected(path)
             os.replace(tmp_name, target)
             tmp_name = None
-            self._fsync_dir(os.path.dirname(target))
+            if sync_dir:
+                self._fsync_dir(os.path.dirname(target))
             st = os.lstat(target)
         except OSError as exc:
             raise FileError(path, _reason(exc)) from None
@@ -208,6 +219,12 @@ class LocalFS:
         for entry in os.scandir(self.tmp_dir):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
+
+    def sync_dirs(self, paths: Iterable[str]) -> None:
+        """Make the renames of these files durable: fsync each parent folder once."""
+        for folder in {os.path.dirname(self.abspath(p)) for p in paths}:
+            with contextlib.suppress(OSError):
+                self._fsync_dir(folder)
 
     @staticmethod
     def _fsync_dir(path: str) -> None:

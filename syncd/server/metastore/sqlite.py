@@ -243,6 +243,18 @@ class SqliteMetaStore:
             owned.update(r[0] for r in rows)
         return [i for i in unique if i not in owned]
 
+    def stored_chunks(self, ids: Sequence[str]) -> set[str]:
+        """Which of these chunks the store already holds (in any namespace)."""
+        conn, found = self._conn(), set()
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(
+                r[0] for r in conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
+            )
+        return found
+
     def chunk_stored(self, chunk_id: str) -> bool:
         row = self._conn().execute("SELECT 1 FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
         return row is not None

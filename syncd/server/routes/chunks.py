@@ -6,7 +6,9 @@ chunks it uploaded itself. Uploads are verified: the server recomputes each BLAK
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import blake3
 from fastapi import APIRouter, Request, Response
@@ -30,6 +32,8 @@ from syncd.wire import (
 router = APIRouter(tags=["chunks"])
 _THREAD_HASH_MIN = 256 * 1024  # hash bigger bodies off the event loop
 CACHE_FOREVER = "private, max-age=31536000, immutable"
+STORE_CONCURRENCY = 16  # chunk store reads/writes in flight for one batch request
+T = TypeVar("T")
 
 
 def _check_ids(ids: list[str]) -> None:
@@ -61,10 +65,23 @@ async def _decoded_body(request: Request, limit: int) -> bytes:
     return await read_body(request, limit)
 
 
+async def _bounded(jobs: list[Awaitable[T]], limit: int = STORE_CONCURRENCY) -> list[T]:
+    """Await `jobs` with at most `limit` running at once; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Awaitable[T]) -> T:
+        async with gate:
+            return await job
+
+    return await asyncio.gather(*(one(j) for j in jobs))
+
+
 async def _store(b: BackendsDep, ns: int, chunks: list[tuple[str, bytes | memoryview]]) -> None:
-    for chunk_id, data in chunks:
-        if not await run_sync(b.meta.chunk_stored, chunk_id):
-            await b.blocks.put(chunk_id, data)
+    """Write new chunks to the store, then record them: a crash in between leaves only
+    orphans (collectable), never a reference to nothing (D5)."""
+    known = await run_sync(b.meta.stored_chunks, [cid for cid, _ in chunks])
+    fresh = {cid: data for cid, data in chunks if cid not in known}
+    await _bounded([b.blocks.put(cid, data) for cid, data in fresh.items()])
     await run_sync(b.meta.add_chunks, ns, [(cid, len(data)) for cid, data in chunks])
 
 
@@ -141,7 +158,9 @@ async def get_batch(body: IdsRequest, ns: NamespaceDep, b: BackendsDep) -> Strea
         raise ApiError(404, "unknown_chunk", "some chunks are not in this namespace", ids=unknown)
 
     async def frames() -> AsyncIterator[bytes]:
-        for chunk_id in ids:
-            yield encode_frames([(chunk_id, await b.blocks.get(chunk_id))])
+        for start in range(0, len(ids), STORE_CONCURRENCY):
+            window = ids[start : start + STORE_CONCURRENCY]
+            datas = await _bounded([b.blocks.get(cid) for cid in window])
+            yield encode_frames(list(zip(window, datas, strict=True)))
 
     return StreamingResponse(frames(), media_type=BATCH_CONTENT_TYPE)
