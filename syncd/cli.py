@@ -5,7 +5,7 @@ socket (syncd/control.py); they never touch the index or the folder.
 
 Exit codes: 0 success (also `start` when already running and `stop` when not running:
 both are idempotent); 1 an error, with its message on stderr; 2 a usage error or an
-invalid path; 3 no daemon is running (and `link` with a wrong password: AuthError).
+invalid path; 3 no daemon is running; 4 the server refused the credentials (AuthError).
 """
 
 from __future__ import annotations
@@ -29,11 +29,9 @@ from syncd import __version__
 from syncd.control import control_request
 from syncd.daemonize import AlreadyRunning, PidFile, run_foreground, spawn_daemon, stop_daemon
 from syncd.errors import (
-    AuthError,
     FatalError,
     InvalidPath,
     Offline,
-    RequestRejected,
     SyncdError,
 )
 from syncd.home import NOT_LINKED, ClientConfig, ClientHome
@@ -149,26 +147,17 @@ def adduser(name: str, email: str | None, data: Path, password_stdin: bool) -> N
 # -- linking -------------------------------------------------------------------------------
 def _login(url: str, user: str, password: str, device: str) -> dict:
     """POST /v1/login; the one request the CLI sends to the server itself."""
-    import httpx
+    from syncd.transport.client import ServerClient
 
+    client = ServerClient(url, attempts=2)
     try:
-        r = httpx.post(
-            f"{url}/v1/login",
-            json={"user": user, "password": password, "device": device},
-            timeout=30.0,
-        )
-    except httpx.HTTPError as exc:
+        body = client.login(user, password, device)
+    except Offline as exc:
         raise Offline(f"cannot reach the server at {url}: {exc}") from None
-    try:
-        body = r.json()
     except ValueError:
         body = None
-    message = body.get("message") if isinstance(body, dict) else None
-    if r.status_code == 401:
-        raise AuthError(message or "wrong user name or password")
-    if r.status_code != 200:
-        code = body.get("error", "") if isinstance(body, dict) else ""
-        raise RequestRejected(r.status_code, str(code), message or r.reason_phrase, body)
+    finally:
+        client.close()
     if not isinstance(body, dict) or not isinstance(body.get("token"), str):
         raise FatalError(f"{url} did not answer like a syncd server")
     return body

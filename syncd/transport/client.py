@@ -45,7 +45,7 @@ def _check(r: httpx.Response) -> httpx.Response:
     except ValueError:
         body, code, message = {}, "error", r.text[:200] or r.reason_phrase
     if r.status_code == 401:
-        raise AuthError(f"the server refused this device's token: {message}")
+        raise AuthError(message)
     if r.status_code == 503 or r.status_code >= 500:
         after = r.headers.get("retry-after")
         raise ServerBusy(

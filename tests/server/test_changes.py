@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from tests.server.helpers import commit_file
+from tests.support.devices import wait_for
 
 
-def _wait_for_waiters(server, s, n: int) -> None:
-    deadline = time.monotonic() + 30
-    while s.client.get("/healthz").json()["waiters"] < n:
-        assert time.monotonic() < deadline, "the long-poll never started waiting"
-        time.sleep(0.01)
+def _wait_for_waiters(s, n: int) -> None:
+    wait_for(lambda: s.client.get("/healthz").json()["waiters"] >= n, "the long-poll to wait")
 
 
 def test_long_poll_is_woken_by_a_commit(server, new_user):
@@ -25,7 +22,7 @@ def test_long_poll_is_woken_by_a_commit(server, new_user):
 
     thread = threading.Thread(target=poll)
     thread.start()
-    _wait_for_waiters(server, s, 1)
+    _wait_for_waiters(s, 1)
     # a commit in another namespace must not wake it
     commit_file(other, "noise.txt", [b"noise"])
     commit_file(s, "hello.txt", [b"hello"])
