@@ -20,7 +20,7 @@ from syncd.engine.loop import SyncLoop
 from syncd.errors import SyncdError, TransportError
 from syncd.home import ClientHome
 from syncd.indexer.db import Index
-from syncd.indexer.ignore import Ignore
+from syncd.indexer.ignore import STATE_DIR, Ignore
 from syncd.paths import validate_path
 from syncd.status import SyncStatus
 from syncd.transport.client import ServerClient
@@ -28,7 +28,6 @@ from syncd.transport.feed import ChangeFeed
 from syncd.watcher import Watcher
 
 log = logging.getLogger("syncd.daemon")
-STATE_DIR_NAME = ".syncd"
 # An editor's save dance (temp write, rename, delete) completes within milliseconds;
 # 50 ms of quiet coalesces it while keeping propagation well under a second.
 WATCH_QUIET = 0.05
@@ -53,7 +52,7 @@ class Daemon:
         self.loop = SyncLoop(
             root=self.root,
             index=self.index,
-            fs=LocalFS(self.root, self.root / STATE_DIR_NAME),
+            fs=LocalFS(self.root, self.root / STATE_DIR),
             client=self.client,
             ns=cfg.namespace,
             device=cfg.device,
@@ -82,7 +81,7 @@ class Daemon:
         """Refuse to sync a folder that lost its marker: unmounted or replaced, its
         emptiness must not be taken for the user deleting everything (as Syncthing's
         .stfolder)."""
-        marker = self.root / STATE_DIR_NAME
+        marker = self.root / STATE_DIR
         if marker.is_dir():
             return
         if self.index.all("local") or self.index.all("base"):

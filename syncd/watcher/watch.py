@@ -41,6 +41,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from syncd.indexer.ignore import IGNORE_FILE, STATE_DIR
 from syncd.watcher.debounce import DEFAULT_MAX_DELAY, DEFAULT_QUIET, Batch, Clock, Debouncer
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ __all__ = ["STATE_DIR", "Watcher"]
 
 log = logging.getLogger("syncd.watcher")
 
-STATE_DIR = ".syncd"
-IGNORE_FILE = ".syncignore"
 OVERFLOW = "file-change events were lost (event queue overflow)"
 STOPPED = "file watching stopped; changes are found by periodic rescans"
 ROOT_GONE = "the sync folder itself was moved or deleted"
