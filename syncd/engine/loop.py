@@ -26,12 +26,14 @@ from syncd.errors import AuthError, RequestRejected, TransportError
 from syncd.indexer.db import Index
 from syncd.indexer.ignore import Ignore
 from syncd.indexer.scanner import scan
+from syncd.paths import parent_of
 from syncd.status import SyncStatus
 from syncd.transport.client import ServerClient
 from syncd.transport.retry import Backoff
 
 log = logging.getLogger("syncd.loop")
 MAX_ROUNDS = 20
+TREES = ("local", "remote", "base")
 
 
 @dataclass(frozen=True)
@@ -144,23 +146,35 @@ class SyncLoop:
 
     # -- one cycle ---------------------------------------------------------------------
     def _cycle(self, dirty: set[str] | None) -> None:
+        """Pull, scan, then plan and execute until nothing is left.
+
+        Planning covers only the paths touched since the last plan (with their
+        ancestors and subtrees), so a change costs the same in a folder of 100 or
+        100,000 files. The first cycle, a full rescan, a resync and any cycle after a
+        failed one plan over every path.
+        """
         self.status.update(busy=True)
         try:
             pulled = self._pull_remote()
-            self._scan(None if dirty is None else {p for p in dirty if p})
-            if dirty is not None and not dirty and not pulled and not self._replan:
-                return  # nothing new on either side: no need to plan over every path
+            scanned = self._scan(None if dirty is None else {p for p in dirty if p})
+            full = dirty is None or pulled is None or self._replan
+            touched = (pulled or set()) | scanned
+            if not full and not touched:
+                return  # nothing new on either side
             self._replan = True  # until this cycle completes
             for _ in range(MAX_ROUNDS):
-                ops = self._plan()
+                ops = self._plan(None if full else touched)
                 if not ops:
                     break
                 self._show_pending(ops)
                 outcome = self.executor.run(ops)
                 self._record(outcome)
+                touched = {op.path for op in ops} | outcome.rescan | set(outcome.conflicts)
                 if outcome.rescan:
-                    self._scan(outcome.rescan)
-                self._pull_remote()
+                    touched |= self._scan(outcome.rescan)
+                pulled = self._pull_remote()
+                full = pulled is None
+                touched |= pulled or set()
                 if not outcome.progress:
                     break
             self._replan = False
@@ -170,13 +184,19 @@ class SyncLoop:
         finally:
             self.status.update(busy=False)
 
-    def _plan(self) -> list[Op]:
-        """Plan over the three trees, leaving out what this device ignores.
+    def _plan(self, paths: set[str] | None) -> list[Op]:
+        """Plan over the three trees (or the part `paths` touch), minus ignored paths.
 
         An ignored path is neither uploaded, deleted remotely (it vanishing from the
         local scan is not a deletion) nor downloaded: it stays as it is on each side.
         """
-        trees = [self.index.all(t) for t in ("local", "remote", "base")]
+        if paths is None:
+            trees = [self.index.all(t) for t in TREES]
+        else:
+            wanted = self._related(paths)
+            trees = [
+                {p: s for p in wanted if (s := self.index.get(t, p)) is not None} for t in TREES
+            ]
         ignored = {
             path
             for tree in trees
@@ -187,9 +207,24 @@ class SyncLoop:
             trees = [{p: s for p, s in t.items() if p not in ignored} for t in trees]
         return plan(*trees, device=self.device, today=self.today())
 
-    def _scan(self, only: set[str] | None) -> None:
+    def _related(self, paths: set[str]) -> set[str]:
+        """`paths`, their ancestors, and the subtrees of those that are (or were) folders."""
+        wanted: set[str] = set()
+        for path in paths:
+            up = path
+            while up and up not in wanted:
+                wanted.add(up)
+                up = parent_of(up)
+            kinds = {s.kind for t in TREES if (s := self.index.get(t, path)) is not None}
+            if "dir" in kinds or not kinds:
+                for tree in TREES:
+                    wanted.update(self.index.paths_under(tree, path))
+        return wanted
+
+    def _scan(self, only: set[str] | None) -> set[str]:
+        """Rescan (everything, or `only`); the paths whose local state changed."""
         if only is not None and not only:
-            return
+            return set()
         if only is None or ".syncignore" in only:
             self.ignore = Ignore.from_root(self.root)
         result = scan(
@@ -203,6 +238,7 @@ class SyncLoop:
         with self.index.transaction():
             self.index.put_many("local", result.changed.values())
             self.index.delete_many("local", result.removed)
+        touched = set(result.changed) | set(result.removed)
         problems = dict(self.status.problems)
         if only is None:
             problems = {}
@@ -215,13 +251,15 @@ class SyncLoop:
             timer = threading.Timer(self.settle_delay, self.post, ("dirty", set(result.retry)))
             timer.daemon = True
             timer.start()
+        return touched
 
-    def _pull_remote(self) -> int:
-        """Bring the remote tree up to the journal's end; the number of entries applied."""
+    def _pull_remote(self) -> set[str] | None:
+        """Bring the remote tree to the journal's end: the paths it changed, or None
+        after a full resync (everything may have changed)."""
         stored = self.index.get_meta("cursor")
         if stored is None:  # never synced: start from the current tree, not the history
             return self._resync()
-        cursor, applied = int(stored), 0
+        cursor, applied = int(stored), set()
         while True:
             try:
                 page = self.client.changes(self.ns, cursor, limit=5000)
@@ -239,25 +277,22 @@ class SyncLoop:
                         else:
                             self.index.put("remote", state)
                     self.index.set_meta("cursor", str(page.cursor))
-            applied += len(page.entries)
+            applied.update(entry["path"] for entry in page.entries)
             cursor = page.cursor
             if not page.has_more:
                 return applied
 
-    def _resync(self, forget_base: bool = False) -> int:
+    def _resync(self, forget_base: bool = False) -> None:
         entries, cursor = self.client.tree(self.ns)
+        states = [state_from_entry(entry) for entry in entries]
         with self.index.transaction():
-            for path in list(self.index.all("remote")):
-                self.index.delete("remote", path)
+            self.index.clear("remote")
             if forget_base:
-                for path in list(self.index.all("base")):
-                    self.index.delete("base", path)
-            for entry in entries:
-                state = state_from_entry(entry)
-                if state is not None:
-                    self.index.put("remote", state)
+                self.index.clear("base")
+            self.index.put_many("remote", [st for st in states if st is not None])
             self.index.set_meta("cursor", str(cursor))
-        return len(entries) + 1 + self._pull_remote()  # + entries committed meanwhile
+        self._pull_remote()  # entries committed while the tree was read
+        return None
 
     # -- status ------------------------------------------------------------------------
     def _show_pending(self, ops: list[Op]) -> None:
