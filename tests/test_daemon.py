@@ -235,3 +235,24 @@ def test_a_second_start_says_already_running(pair):
     out = syncd("start", home=a.home, check=False)
     assert "already running" in (out.stdout + out.stderr)
     assert a.status()["state"] in ("up to date", "syncing")
+
+
+def test_an_unmounted_folder_is_not_taken_for_deleting_everything(pair):
+    a, b = pair
+    write(a.folder / "precious.txt", "do not delete me")
+    write(a.folder / "dir/more.txt", "nor me")
+    converge(a, b)
+    # the disk goes away: an empty mount point is left where the folder was
+    a.folder.rename(a.base / "unmounted")
+    a.folder.mkdir()
+    wait_for(lambda: a.status()["state"] == "error", "a refuses to sync")
+    assert "unmounted" in a.status()["error"]["reason"]
+    assert b.tree()["precious.txt"][1] == b"do not delete me"
+    assert b.tree()["dir/more.txt"][1] == b"nor me"
+    # the disk comes back: syncing resumes with nothing lost
+    a.folder.rmdir()
+    (a.base / "unmounted").rename(a.folder)
+    a.control("resume")
+    write(a.folder / "after.txt", "back")
+    tree = converge(a, b, timeout=120)
+    assert tree["precious.txt"][1] == b"do not delete me" and tree["after.txt"][1] == b"back"

@@ -111,7 +111,7 @@ class LocalFS:
         """
         tmp_name = None
         try:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir.mkdir(exist_ok=True)  # never recreates a vanished state dir
             fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="dl-")
             with os.fdopen(fd, "wb") as f:
                 blocks = iter(state.blocks)
@@ -215,7 +215,7 @@ class LocalFS:
     # -- upkeep ------------------------------------------------------------------------
     def cleanup_temp(self) -> None:
         """Remove temp files a killed process left behind."""
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(exist_ok=True)
         for entry in os.scandir(self.tmp_dir):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)

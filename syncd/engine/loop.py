@@ -22,7 +22,7 @@ from syncd.engine.localfs import LocalFS
 from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, Upload
 from syncd.engine.planner import plan
 from syncd.engine.remote import state_from_entry
-from syncd.errors import AuthError, RequestRejected, TransportError
+from syncd.errors import AuthError, FatalError, RequestRejected, SyncdError, TransportError
 from syncd.indexer.db import Index
 from syncd.indexer.ignore import Ignore
 from syncd.indexer.scanner import scan
@@ -34,6 +34,8 @@ from syncd.transport.retry import Backoff
 log = logging.getLogger("syncd.loop")
 MAX_ROUNDS = 20
 TREES = ("local", "remote", "base")
+ERROR_RETRY = 30.0  # seconds before retrying after an unexpected error
+MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ class SyncLoop:
             now = self.clock()
             if now >= next_rescan:
                 dirty, next_rescan = None, now + self.rescan_interval
+            if not self._folder_present():
+                dirty, self._replan = None, True  # once it is back: rescan everything
+                self._wait(MARKER_CHECK, set())
+                continue
             pending = dirty is None or bool(dirty) or self._remote_pending
             if pending and not self.status.paused and now >= self._retry_at:
                 self._remote_pending = False
@@ -108,10 +114,19 @@ class SyncLoop:
                 except TransportError as exc:
                     self._remote_pending = True
                     self._retry_at = self._offline(exc)
+                except Exception as exc:  # never die: report, then retry from a full plan
+                    if isinstance(exc, SyncdError):
+                        log.error("sync stopped: %s", exc)
+                    else:
+                        log.exception("sync cycle failed")
+                    self._replan = self._remote_pending = True
+                    self.status.update(error={"path": "", "reason": str(exc) or repr(exc)})
+                    self._retry_at = self.clock() + ERROR_RETRY
             pending = dirty is None or bool(dirty) or self._remote_pending
             deadline = next_rescan
             if pending and not self.status.paused:
                 deadline = min(deadline, self._retry_at)
+            deadline = min(deadline, self.clock() + MARKER_CHECK)
             dirty = self._wait(max(0.0, deadline - self.clock()), dirty)
 
     def _wait(self, timeout: float, dirty: set[str] | None) -> set[str] | None:
@@ -155,6 +170,7 @@ class SyncLoop:
         """
         self.status.update(busy=True)
         try:
+            self._check_marker()
             pulled = self._pull_remote()
             scanned = self._scan(None if dirty is None else {p for p in dirty if p})
             full = dirty is None or pulled is None or self._replan
@@ -183,6 +199,25 @@ class SyncLoop:
             )
         finally:
             self.status.update(busy=False)
+
+    def _folder_present(self) -> bool:
+        """False (and the status says why) while the folder's state dir is missing."""
+        try:
+            self._check_marker()
+        except FatalError as exc:
+            if self.status.error is None or self.status.error.get("reason") != str(exc):
+                log.error("%s", exc)
+                self.status.update(error={"path": "", "reason": str(exc)})
+            return False
+        return True
+
+    def _check_marker(self) -> None:
+        """An unmounted or replaced folder must not look like the user deleting it all."""
+        if not self.fs.state_dir.is_dir():
+            raise FatalError(
+                f"{self.fs.state_dir} is gone: the sync folder looks unmounted or replaced;"
+                " syncing is stopped until it is back"
+            )
 
     def _plan(self, paths: set[str] | None) -> list[Op]:
         """Plan over the three trees (or the part `paths` touch), minus ignored paths.

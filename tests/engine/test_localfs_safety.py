@@ -18,6 +18,7 @@ from syncd.indexer.state import Block, FileState
 def fs(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
+    (root / ".syncd").mkdir()  # the daemon creates the state dir; LocalFS never does
     fs = LocalFS(root, root / ".syncd")
     fs.cleanup_temp()
     return fs
@@ -143,3 +144,12 @@ def test_read_chunk_verifies_and_cleanup_removes_stale_temp(fs):
     (fs.tmp_dir / "dl-stale").write_bytes(b"left by a killed process")
     fs.cleanup_temp()
     assert tmp_files(fs) == []
+
+
+def test_a_vanished_state_dir_is_not_recreated(fs):
+    """An unmounted folder must not get a fresh state dir that hides its absence."""
+    fs.tmp_dir.rmdir()
+    fs.state_dir.rmdir()
+    with pytest.raises(FileError):
+        fs.write_file("f", remote("f", [b"x"]), [b"x"], None)
+    assert not fs.state_dir.exists() and not (fs.root / "f").exists()
