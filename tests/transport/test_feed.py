@@ -18,7 +18,7 @@ def own(tmp_path):
     proc.adduser("feeder")
     info = ServerClient(proc.url).login("feeder", "correct horse", "f")
     client = ServerClient(proc.url, info["token"], attempts=1)
-    yield proc, client, info["namespace"]
+    yield proc, client, info["namespace"], info["token"]
     client.close()
     proc.stop()
 
@@ -37,10 +37,10 @@ def commit(client: ServerClient, ns: int, path: str) -> None:
 
 
 def test_feed_wakes_on_commits_reports_outages_and_recovers(own):
-    proc, client, ns = own
+    proc, client, ns, token = own
     events: queue.Queue = queue.Queue()
     feed = ChangeFeed(
-        ServerClient(proc.url, client._http.headers["authorization"].split()[1], attempts=1),
+        ServerClient(proc.url, token, attempts=1),
         ns,
         0,
         on_page=lambda page: events.put(("page", [e["path"] for e in page.entries])),
