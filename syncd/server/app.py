@@ -20,6 +20,7 @@ from syncd.server.config import ServerConfig
 from syncd.server.errors import ApiError, install_error_handlers
 from syncd.server.metastore import Device, MetaStore, Namespace, User, open_metastore
 from syncd.server.notify import Notifier, open_notifier
+from syncd.server.schemas import ERROR_RESPONSES
 
 T = TypeVar("T")
 
@@ -125,6 +126,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         version=__version__,
         summary="Content-addressed chunks, a journal per namespace, change notifications.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
     from syncd.server.routes import auth, chunks, journal

@@ -14,6 +14,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ErrorBody(BaseModel):
+    """Every refusal: a stable machine-readable code, a sentence for people, and details."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str
+    message: str
+
+
+def _error(description: str) -> dict:
+    return {"model": ErrorBody, "description": description}
+
+
+# Documented on every operation: what any request may be refused with.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    304: {"description": "Not modified (conditional chunk download)"},
+    400: _error("Malformed request: bad JSON, unknown fields, a hostile path, a bad id"),
+    401: _error("Missing, invalid or revoked token; wrong user name or password"),
+    403: _error("No access to this namespace"),
+    404: _error("No such chunk, path, revision or route"),
+    405: _error("Method not allowed on this resource"),
+    409: _error("A commit's parent revision is stale: the current entry is included"),
+    412: _error("A commit references chunks the namespace does not have: their ids"),
+    413: _error("Request body too large"),
+    415: _error("Unsupported content encoding"),
+    429: _error("Too many attempts: wait for Retry-After seconds"),
+    503: _error("Temporarily unavailable: retry after Retry-After seconds"),
+    507: _error("The user's storage quota would be exceeded"),
+}
+
+
 class LoginRequest(_Strict):
     user: str = Field(min_length=1, max_length=128)
     password: str = Field(min_length=1, max_length=1024)
