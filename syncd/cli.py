@@ -15,6 +15,7 @@ import math
 import os
 import posixpath
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -92,6 +93,25 @@ def main(ctx: click.Context, home_dir: Path | None) -> None:
 @click.option("--blocks", "blocks_url", default=None, help="Chunk store URL (file:///DIR).")
 @click.option("--notify", "notify_url", default="memory://", help="Notifier URL (memory://).")
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this certificate chain (PEM); needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key (PEM) of --tls-cert.",
+)
+@click.option("--quota", default=None, help="Storage quota per user, e.g. 10GiB [unlimited].")
+@click.option(
+    "--rate-limit-storage",
+    default="memory://",
+    show_default=True,
+    help="Where failed-login counters live; share one (redis://HOST:PORT) across processes.",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -102,21 +122,39 @@ def server(
     blocks_url: str | None,
     notify_url: str,
     log_level: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    quota: str | None,
+    rate_limit_storage: str,
 ) -> None:
     """Run the sync server in the foreground (embedded: SQLite + local disk)."""
     if ctx.invoked_subcommand is not None:
         return
     from syncd.server.config import ServerConfig, default_data_dir
-    from syncd.server.main import serve
+    from syncd.server.main import TLS, serve
+    from syncd.server.quota import parse_size
+    from syncd.server.ratelimit import Limits
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    try:
+        quota_bytes = parse_size(quota) if quota else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quota") from None
     config = ServerConfig(
         data=data or default_data_dir(),
         meta_url=meta_url,
         blocks_url=blocks_url,
         notify_url=notify_url,
+        quota_bytes=quota_bytes,
+        limits=Limits(storage_url=rate_limit_storage),
     )
-    click.echo(f"syncd server: data in {config.data}, listening on http://{host}:{port}", err=True)
-    serve(config, host, port, log_level)
+    tls = TLS(tls_cert, tls_key) if tls_cert and tls_key else None
+    scheme = "https" if tls else "http"
+    click.echo(
+        f"syncd server: data in {config.data}, listening on {scheme}://{host}:{port}", err=True
+    )
+    serve(config, host, port, log_level, tls=tls)
 
 
 @server.command("adduser")
@@ -145,14 +183,20 @@ def adduser(name: str, email: str | None, data: Path, password_stdin: bool) -> N
 
 
 # -- linking -------------------------------------------------------------------------------
-def _login(url: str, user: str, password: str, device: str) -> dict:
+def _login(url: str, user: str, password: str, device: str, ca: str | None = None) -> dict:
     """POST /v1/login; the one request the CLI sends to the server itself."""
     from syncd.transport.client import ServerClient
 
-    client = ServerClient(url, attempts=2)
+    try:
+        client = ServerClient(url, attempts=2, ca=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise FatalError(f"cannot use {ca} as a CA certificate: {exc}") from None
     try:
         body = client.login(user, password, device)
     except Offline as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            hint = "" if ca else "; if it is signed by a private CA, pass --ca CA.pem"
+            raise FatalError(f"{url}: the server's TLS certificate is not trusted{hint}") from None
         raise Offline(f"cannot reach the server at {url}: {exc}") from None
     except ValueError:
         body = None
@@ -192,9 +236,21 @@ def _forget_index(home: ClientHome) -> None:
 )
 @click.option("--device", default=None, help="This device's name [default: the host name].")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Verify the server's TLS certificate with this private CA (PEM).",
+)
 @click.pass_obj
 def link(
-    home: ClientHome, url: str, user: str, folder: Path, device: str | None, password_stdin: bool
+    home: ClientHome,
+    url: str,
+    user: str,
+    folder: Path,
+    device: str | None,
+    password_stdin: bool,
+    ca: Path | None,
 ) -> None:
     """Log this device in to the server at URL and choose the folder to sync."""
     from syncd.credentials import KEYRING, delete_token, save_token  # keyring loads slowly
@@ -214,7 +270,8 @@ def link(
         password = click.prompt(f"Password for {user}", hide_input=True)
     if not password:
         raise click.UsageError("the password must not be empty")
-    body = _login(url, user, password, device)
+    ca_path = str(ca.resolve()) if ca else None
+    body = _login(url, user, password, device, ca_path)
     try:
         cfg = ClientConfig.from_dict(
             {
@@ -225,6 +282,7 @@ def link(
                 "namespace": body.get("namespace"),
                 "folder": str(folder),
                 "chunking": body.get("chunking") or {},
+                "ca": ca_path,
             }
         )
     except ValueError as exc:

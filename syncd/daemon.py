@@ -46,8 +46,8 @@ class Daemon:
             raise SyncdError(f"the sync folder {self.root} does not exist")
         self.index = Index.open(home.index_path)
         self._check_folder()
-        self.client = ServerClient(cfg.server_url, token)
-        self.feed_client = ServerClient(cfg.server_url, token)
+        self.client = ServerClient(cfg.server_url, token, ca=cfg.ca)
+        self.feed_client = ServerClient(cfg.server_url, token, ca=cfg.ca)
         self.status = SyncStatus(folder=str(self.root), server=cfg.server_url, device=cfg.device)
         self.loop = SyncLoop(
             root=self.root,

@@ -26,6 +26,7 @@ class ClientConfig:
     namespace: int
     folder: str  # absolute path of the sync folder
     chunking: dict[str, int] = field(default_factory=dict)  # {"min", "avg", "max"}
+    ca: str | None = None  # a private CA's certificate (PEM) to verify the server with
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,9 +49,13 @@ class ClientConfig:
             raise ValueError("'chunking' must map names to integers")
         if not os.path.isabs(data["folder"]):
             raise ValueError("'folder' must be an absolute path")
+        ca = data.get("ca")
+        if ca is not None and (not isinstance(ca, str) or not os.path.isabs(ca)):
+            raise ValueError("'ca' must be an absolute path")
         return cls(
             **{k: data[k] for k in strings + ints},
             chunking={str(k): int(v) for k, v in chunking.items()},
+            ca=ca,
         )
 
 

@@ -27,7 +27,7 @@ from syncd.engine.conflicts import conflict_name
 from syncd.engine.localfs import ConflictDetected, LocalFS
 from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, SetBase, Upload
 from syncd.engine.remote import commit_op, delete_op, state_from_entry
-from syncd.errors import FileError
+from syncd.errors import FileError, RequestRejected
 from syncd.indexer.db import Index
 from syncd.indexer.state import Block, FileState
 from syncd.transport.client import ServerClient
@@ -35,6 +35,7 @@ from syncd.transport.client import ServerClient
 log = logging.getLogger("syncd.executor")
 
 COMMIT_BATCH = 1000
+QUOTA_EXCEEDED = 507  # the server's answer when the user's storage quota is full
 UPLOAD_BATCH_BYTES = 8 << 20  # chunks of many files travel together up to this size
 SMALL_FILE = 1 << 20  # files up to this size are downloaded in batches
 DOWNLOAD_BATCH_BYTES = 32 << 20
@@ -110,20 +111,55 @@ class Executor:
         ids = {b.id for op in uploads for b in op.local.blocks} - self._owned(uploads)
         missing = set(self.client.missing(self.ns, list(ids))) if ids else set()
         failed: set[str] = set()
-        with _Uploader(self) as uploader:
-            for op in uploads:
-                wanted = [(off, b) for off, b in _offsets(op.local.blocks) if b.id in missing]
-                try:
-                    for chunk_id, data in self._read_blocks(op.path, wanted):
-                        missing.discard(chunk_id)
-                        uploader.add(chunk_id, data)
-                except FileError as exc:
-                    failed.add(op.path)
-                    out.rescan.add(op.path)
-                    out.problems[op.path] = exc.reason
+        over_quota: RequestRejected | None = None
+        try:
+            with _Uploader(self) as uploader:
+                for op in uploads:
+                    wanted = [(off, b) for off, b in _offsets(op.local.blocks) if b.id in missing]
+                    try:
+                        for chunk_id, data in self._read_blocks(op.path, wanted):
+                            missing.discard(chunk_id)
+                            uploader.add(chunk_id, data)
+                    except FileError as exc:
+                        failed.add(op.path)
+                        out.rescan.add(op.path)
+                        out.problems[op.path] = exc.reason
+        except RequestRejected as exc:
+            if exc.status != QUOTA_EXCEEDED:
+                raise
+            over_quota = exc
+            failed |= self._upload_what_fits(uploads, failed, out)
         sendable = [op for op in ops if op.path not in failed]
         for start in range(0, len(sendable), COMMIT_BATCH):
             self._commit(sendable[start : start + COMMIT_BATCH], out)
+        if over_quota is not None:
+            raise over_quota  # the loop reports it and retries later
+
+    def _upload_what_fits(self, uploads: list[Upload], failed: set[str], out: Outcome) -> set[str]:
+        """Over quota: upload file by file, smallest first, so every file that fits still
+        syncs. Returns the paths that did not fit."""
+        ids = list({b.id for op in uploads for b in op.local.blocks})
+        missing = set(self.client.missing(self.ns, ids)) if ids else set()
+        refused: set[str] = set()
+        for op in sorted(uploads, key=lambda o: o.local.size):
+            if op.path in failed:
+                continue
+            wanted = [(off, b) for off, b in _offsets(op.local.blocks) if b.id in missing]
+            try:
+                with _Uploader(self) as uploader:
+                    for chunk_id, data in self._read_blocks(op.path, wanted):
+                        uploader.add(chunk_id, data)
+                missing.difference_update(b.id for _, b in wanted)
+            except FileError as exc:
+                refused.add(op.path)
+                out.rescan.add(op.path)
+                out.problems[op.path] = exc.reason
+            except RequestRejected as exc:
+                if exc.status != QUOTA_EXCEEDED:
+                    raise
+                refused.add(op.path)
+                out.problems[op.path] = f"not uploaded: {exc.body.get('message') or exc}"
+        return refused
 
     def _owned(self, uploads: list[Upload]) -> set[str]:
         """Chunks the namespace surely has: those of each file's committed base revision.

@@ -35,6 +35,8 @@ log = logging.getLogger("syncd.loop")
 MAX_ROUNDS = 20
 TREES = ("local", "remote", "base")
 ERROR_RETRY = 30.0  # seconds before retrying after an unexpected error
+QUOTA_EXCEEDED = 507  # the server's storage quota answer
+QUOTA_RETRY = 60.0  # seconds between attempts while over quota
 MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
 
 
@@ -357,6 +359,13 @@ class SyncLoop:
         if isinstance(exc, AuthError):
             self.status.update(error={"path": "", "reason": str(exc)})
             delay = 60.0
+        elif isinstance(exc, RequestRejected) and exc.status == QUOTA_EXCEEDED:
+            # The server answered: not offline. Files that fit were committed; the rest
+            # wait for space (freed on the server, or a bigger quota).
+            if self.status.error is None:
+                log.warning("%s", exc)
+            self.status.update(error={"path": "", "reason": str(exc)})
+            delay = QUOTA_RETRY
         else:
             delay = self._backoff.delay(min(self._failures, 10))
             if self.status.offline_since is None:

@@ -20,6 +20,8 @@ from syncd.server.config import ServerConfig
 from syncd.server.errors import ApiError, install_error_handlers
 from syncd.server.metastore import Device, MetaStore, Namespace, User, open_metastore
 from syncd.server.notify import Notifier, open_notifier
+from syncd.server.quota import Quota
+from syncd.server.ratelimit import Guard
 from syncd.server.schemas import ERROR_RESPONSES
 
 T = TypeVar("T")
@@ -31,6 +33,8 @@ class Backends:
     meta: MetaStore
     blocks: BlockStore
     notifier: Notifier
+    guard: Guard
+    quota: Quota
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class Principal:
 async def run_sync(func: Callable[..., T], *args: object) -> T:
     """Run blocking metastore work off the event loop."""
     return await anyio.to_thread.run_sync(func, *args)
+
+
+def client_address(request: Request) -> str:
+    """The peer's address (uvicorn applies X-Forwarded-For from trusted proxies)."""
+    return request.client.host if request.client else "unknown"
 
 
 def backends(request: Request) -> Backends:
@@ -58,8 +67,11 @@ async def principal(request: Request, b: BackendsDep) -> Principal:
         raise ApiError(
             401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
+    address = client_address(request)
+    await b.guard.check_token(address)
     found = await run_sync(b.meta.device_by_token, token_hash(token.strip()))
     if found is None:
+        await b.guard.token_failed(address)
         raise ApiError(
             401,
             "unauthorized",
@@ -112,7 +124,12 @@ def create_app(config: ServerConfig) -> FastAPI:
         notifier = open_notifier(config.notify_url)
         await notifier.start()
         app.state.backends = Backends(
-            config, meta, open_blockstore(config.resolved_blocks_url()), notifier
+            config,
+            meta,
+            open_blockstore(config.resolved_blocks_url()),
+            notifier,
+            Guard(config.limits),
+            Quota(config.quota_bytes, meta.stored_bytes),
         )
         app.state.started = time.time()
         try:

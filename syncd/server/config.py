@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
+
+from syncd.server.ratelimit import Limits
 
 MiB = 1 << 20
 
@@ -25,6 +27,8 @@ class ServerConfig:
     max_json_bytes: int = 64 * MiB  # a JSON request body (large commits)
     longpoll_max: float = 300.0  # the longest a change-feed request may wait
     chunking: tuple[int, int, int] | None = None  # (min, avg, max) for new namespaces
+    quota_bytes: int | None = None  # per-user storage quota; None: unlimited
+    limits: Limits = field(default_factory=Limits)  # failed login / bad token rate limits
 
     def resolved_meta_url(self) -> str:
         return self.meta_url or f"sqlite:///{(self.data / 'meta.sqlite3').resolve()}"

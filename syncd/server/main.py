@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
@@ -14,7 +16,15 @@ from syncd.server.metastore import User, open_metastore
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def serve(config: ServerConfig, host: str, port: int, log_level: str = "info") -> None:
+@dataclass(frozen=True)
+class TLS:
+    cert: Path  # certificate chain, PEM
+    key: Path  # its private key, PEM
+
+
+def serve(
+    config: ServerConfig, host: str, port: int, log_level: str = "info", tls: TLS | None = None
+) -> None:
     """Run in the foreground until Ctrl-C / SIGTERM; one log line per request."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     log_config = {
@@ -45,6 +55,8 @@ def serve(config: ServerConfig, host: str, port: int, log_level: str = "info") -
         log_level=log_level,
         timeout_graceful_shutdown=3,
         server_header=False,
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
     )
 
 

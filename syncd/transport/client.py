@@ -36,6 +36,9 @@ def _convert(exc: httpx.HTTPError) -> TransportError:
     return Offline(f"HTTP error: {exc}")
 
 
+INSUFFICIENT = 507  # over the storage quota: a definite answer, not a server fault
+
+
 def _check(r: httpx.Response) -> httpx.Response:
     if r.status_code < 400:
         return r
@@ -46,7 +49,7 @@ def _check(r: httpx.Response) -> httpx.Response:
         body, code, message = {}, "error", r.text[:200] or r.reason_phrase
     if r.status_code == 401:
         raise AuthError(message)
-    if r.status_code == 503 or r.status_code >= 500:
+    if r.status_code in (429, 503) or (r.status_code >= 500 and r.status_code != INSUFFICIENT):
         after = r.headers.get("retry-after")
         raise ServerBusy(
             f"server error {r.status_code}: {message}",

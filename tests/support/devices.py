@@ -87,6 +87,8 @@ class DeviceProc:
     def link(self, user: str, password: str = "correct horse") -> None:
         args = ["link", self.server.url, "--user", user, "--folder", str(self.folder)]
         args += ["--device", self.name, "--password-stdin"]
+        if self.server.ca:
+            args += ["--ca", self.server.ca]
         syncd(*args, home=self.home, stdin=password + "\n")
 
     def start(self) -> DeviceProc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,13 +31,16 @@ class ServerProc:
     log_path: Path = field(init=False)
     env_extra: dict[str, str] = field(default_factory=dict)
     chunking: tuple[int, int, int] | None = TEST_CHUNKING  # None: the server's default
+    extra_args: list[str] = field(default_factory=list)  # more `syncd server` options
+    ca: str | None = None  # with --tls-cert: the CA (PEM) that signed it; the URL is https
 
     def __post_init__(self) -> None:
         self.log_path = self.data.parent / f"{self.data.name}.log"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ca else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProc:
         for _ in range(5):
@@ -45,7 +49,7 @@ class ServerProc:
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "syncd", "server", "--data", str(self.data)]  # noqa: RUF005
-                + ["--port", str(self.port), "--log-level", "info"],
+                + ["--port", str(self.port), "--log-level", "info", *self.extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -68,7 +72,8 @@ class ServerProc:
             if self.proc is None or self.proc.poll() is not None:
                 return False
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                verify = ssl.create_default_context(cafile=self.ca) if self.ca else True
+                if httpx.get(self.url + "/healthz", timeout=1, verify=verify).status_code == 200:
                     return True
             except httpx.TransportError:
                 pass

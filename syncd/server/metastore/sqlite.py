@@ -259,6 +259,18 @@ class SqliteMetaStore:
         row = self._conn().execute("SELECT 1 FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
         return row is not None
 
+    def stored_bytes(self, ns: int) -> int:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COALESCE(SUM(c.size), 0) FROM chunk_refs r JOIN chunks c ON c.id = r.id"
+                " WHERE r.ns = ?",
+                (ns,),
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
     def add_chunks(self, ns: int, chunks: Sequence[tuple[str, int]]) -> None:
         with self._write() as conn:
             conn.executemany("INSERT OR IGNORE INTO chunks(id, size) VALUES (?,?)", chunks)

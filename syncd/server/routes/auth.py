@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from syncd.server.app import BackendsDep, PrincipalDep, run_sync
+from syncd.server.app import BackendsDep, PrincipalDep, client_address, run_sync
 from syncd.server.auth import new_token, token_hash, verify_password
 from syncd.server.errors import ApiError
 from syncd.server.metastore import Namespace
@@ -22,10 +22,13 @@ def _chunking(ns: Namespace | None) -> dict:
 
 
 @router.post("/v1/login", tags=["auth"], summary="Log a device in; returns its own token")
-async def login(body: LoginRequest, b: BackendsDep) -> dict:
+async def login(body: LoginRequest, request: Request, b: BackendsDep) -> dict:
+    address = client_address(request)
+    await b.guard.check_login(address, body.user)
     user = await run_sync(b.meta.user_by_name, body.user)
     ok = await run_sync(verify_password, user.password_hash if user else None, body.password)
     if user is None or not ok:
+        await b.guard.login_failed(address, body.user)
         raise ApiError(401, "unauthorized", "wrong user name or password")
     token = new_token()
     device = await run_sync(b.meta.add_device, user.id, body.device, token_hash(token), time.time())

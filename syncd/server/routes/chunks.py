@@ -79,10 +79,16 @@ async def _bounded(jobs: list[Awaitable[T]], limit: int = STORE_CONCURRENCY) -> 
 async def _store(b: BackendsDep, ns: int, chunks: list[tuple[str, bytes | memoryview]]) -> None:
     """Write new chunks to the store, then record them: a crash in between leaves only
     orphans (collectable), never a reference to nothing (D5)."""
+    sizes = {cid: len(data) for cid, data in chunks}
+    new_here: list[tuple[str, int]] = []
+    if b.quota.limit is not None:
+        new_here = [(c, sizes[c]) for c in await run_sync(b.meta.missing_chunks, ns, list(sizes))]
+        await run_sync(b.quota.check, ns, new_here)
     known = await run_sync(b.meta.stored_chunks, [cid for cid, _ in chunks])
     fresh = {cid: data for cid, data in chunks if cid not in known}
     await _bounded([b.blocks.put(cid, data) for cid, data in fresh.items()])
-    await run_sync(b.meta.add_chunks, ns, [(cid, len(data)) for cid, data in chunks])
+    await run_sync(b.meta.add_chunks, ns, list(sizes.items()))
+    b.quota.stored(ns, new_here)
 
 
 @router.post("/v1/ns/{ns}/chunks/missing", summary="Which of these chunks do I lack?")
