@@ -38,7 +38,8 @@ def validate_path(path: object, *, allow_root: bool = False) -> str:
         raise InvalidPath(path, "absolute paths are not allowed")
     for ch in path:
         if _bad_char(ch):
-            raise InvalidPath(path, f"contains forbidden character U+{ord(ch):04X}")
+            kind = "control character" if ord(ch) < 32 or ord(ch) == 127 else "character"
+            raise InvalidPath(path, f"contains forbidden {kind} U+{ord(ch):04X}; rename it")
     if unicodedata.normalize("NFC", path) != path:
         raise InvalidPath(path, "not in Unicode NFC form")
     for part in path.split("/"):

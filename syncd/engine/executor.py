@@ -52,7 +52,10 @@ class Outcome:
 
     @property
     def progress(self) -> bool:
-        return bool(self.committed or self.applied or self.rescan or self.conflicts)
+        """Something changed: worth planning again at once. A path that failed (it has a
+        problem) is not progress: it is retried later, with a growing delay."""
+        changed = self.rescan - self.problems.keys()
+        return bool(self.committed or self.applied or changed or self.conflicts)
 
 
 class Executor:
@@ -115,11 +118,12 @@ class Executor:
         try:
             with _Uploader(self) as uploader:
                 for op in uploads:
-                    wanted = [(off, b) for off, b in _offsets(op.local.blocks) if b.id in missing]
+                    wanted = _first_of_each(op.local.blocks, missing)
                     try:
                         for chunk_id, data in self._read_blocks(op.path, wanted):
-                            missing.discard(chunk_id)
-                            uploader.add(chunk_id, data)
+                            if chunk_id in missing:  # not already sent for another file
+                                missing.discard(chunk_id)
+                                uploader.add(chunk_id, data)
                     except FileError as exc:
                         failed.add(op.path)
                         out.rescan.add(op.path)
@@ -144,7 +148,7 @@ class Executor:
         for op in sorted(uploads, key=lambda o: o.local.size):
             if op.path in failed:
                 continue
-            wanted = [(off, b) for off, b in _offsets(op.local.blocks) if b.id in missing]
+            wanted = _first_of_each(op.local.blocks, missing)
             try:
                 with _Uploader(self) as uploader:
                     for chunk_id, data in self._read_blocks(op.path, wanted):
@@ -249,7 +253,7 @@ class Executor:
     ) -> None:
         try:
             if remote.kind == "dir":
-                local = self.fs.mkdir(path, remote)
+                local = self.fs.mkdir(path, remote, expect)
             else:
                 local = self.fs.write_file(path, remote, self._chunks_for(remote), expect)
         except ConflictDetected:
@@ -403,6 +407,18 @@ def _written(result: FileState | Exception) -> bool:
 
 def _small_file(op: Op) -> bool:
     return isinstance(op, Download) and op.remote.kind == "file" and op.remote.size <= SMALL_FILE
+
+
+def _first_of_each(blocks: tuple[Block, ...], ids: set[str]) -> list[tuple[int, Block]]:
+    """(offset, block) of the first occurrence of each block whose id is in `ids`: a
+    chunk repeated within a file (the zeros of a sparse file) is read and sent once."""
+    seen: set[str] = set()
+    wanted = []
+    for offset, block in _offsets(blocks):
+        if block.id in ids and block.id not in seen:
+            seen.add(block.id)
+            wanted.append((offset, block))
+    return wanted
 
 
 def _offsets(blocks: tuple[Block, ...]) -> Iterator[tuple[int, Block]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import stat
 import tempfile
@@ -25,6 +26,12 @@ import blake3
 
 from syncd.errors import FileError
 from syncd.indexer.state import FileState
+
+
+@functools.lru_cache(maxsize=64)
+def zero_chunk_id(size: int) -> str:
+    """The id of a chunk of `size` zero bytes (written as a hole, not as data)."""
+    return blake3.blake3(bytes(size)).hexdigest()
 
 
 class ConflictDetected(Exception):
@@ -121,17 +128,24 @@ class LocalFS:
                         raise FileError(path, "download does not match its block list")
                     if blake3.blake3(data).hexdigest() != block.id:
                         raise FileError(path, f"chunk {block.id[:12]}… failed verification")
-                    f.write(data)
+                    if block.id == zero_chunk_id(block.size):
+                        f.seek(block.size, os.SEEK_CUR)  # a hole: sparse files stay sparse
+                    else:
+                        f.write(data)
                 if next(blocks, None) is not None:
                     raise FileError(path, "download ended early")
+                f.truncate()  # the file ends where the last block ends, hole or not
                 f.flush()
                 os.fchmod(f.fileno(), (state.mode & 0o777) | 0o600)
                 os.fsync(f.fileno())
             os.utime(tmp_name, ns=(state.mtime_ns, state.mtime_ns))
             self._parents(path, create=True)
             target = self.abspath(path)
-            if not _matches(self.stat_state(path), expect):
+            current = self.stat_state(path)
+            if not _matches(current, expect):
                 raise ConflictDetected(path)
+            if current is not None and stat.S_ISDIR(current.st_mode):
+                self._remove_empty_folder(path, target)  # a folder that became a file
             os.replace(tmp_name, target)
             tmp_name = None
             if sync_dir:
@@ -148,16 +162,29 @@ class LocalFS:
             None, st.st_ino,
         )  # fmt: skip
 
-    def mkdir(self, path: str, state: FileState) -> FileState:
+    def _remove_empty_folder(self, path: str, target: str) -> None:
+        try:
+            os.rmdir(target)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise ConflictDetected(path) from None  # something new appeared inside
+            raise
+
+    def mkdir(self, path: str, state: FileState, expect: FileState | None = None) -> FileState:
+        """Create the folder; a file in its place is replaced only if it still matches
+        `expect` (the synced version, which the server keeps in its history)."""
         try:
             self._parents(path, create=True)
             target = self.abspath(path)
             st = self.stat_state(path)
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                if expect is None or expect.kind != "file" or not _matches(st, expect):
+                    raise ConflictDetected(path)
+                os.unlink(target)  # a file that became a folder
+                st = None
             if st is None:
                 os.mkdir(target, (state.mode & 0o777) | 0o700)
                 st = os.lstat(target)
-            elif not stat.S_ISDIR(st.st_mode):
-                raise ConflictDetected(path)
         except OSError as exc:
             raise FileError(path, _reason(exc)) from None
         return FileState(path, "dir", 0, st.st_mode & 0o777, 0, (), None, st.st_ino)

@@ -37,12 +37,14 @@ TREES = ("local", "remote", "base")
 ERROR_RETRY = 30.0  # seconds before retrying after an unexpected error
 QUOTA_EXCEEDED = 507  # the server's storage quota answer
 QUOTA_RETRY = 60.0  # seconds between attempts while over quota
+PATH_RETRY = 2.0  # first retry of a path whose op failed; doubles each time
+PATH_RETRY_MAX = 300.0
 MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "dirty" | "rescan" | "remote" | "pause" | "resume" | "online" | "wake"
+    kind: str  # "dirty" | "retry" | "rescan" | "remote" | "pause" | "resume" | "online" | "wake"
     paths: frozenset[str] = frozenset()
 
 
@@ -84,6 +86,8 @@ class SyncLoop:
         )
         self._backoff = Backoff(base=0.5, cap=30.0)
         self._failures = 0
+        self._failures_by_path: dict[str, int] = {}  # path -> failed attempts in a row
+        self._retry_paths: set[str] = set()  # failed paths due for another attempt
         self._retry_at = 0.0
         self._remote_pending = True
         self._replan = True  # plan on the first cycle and after any failed one
@@ -159,6 +163,9 @@ class SyncLoop:
             self._remote_pending = True
         elif event.kind == "dirty" and dirty is not None:
             return dirty | set(event.paths)
+        elif event.kind == "retry":  # plan these again even if nothing changed on disk
+            self._retry_paths |= set(event.paths)
+            return dirty if dirty is None else dirty | set(event.paths)
         return dirty
 
     # -- one cycle ---------------------------------------------------------------------
@@ -176,7 +183,8 @@ class SyncLoop:
             pulled = self._pull_remote()
             scanned = self._scan(None if dirty is None else {p for p in dirty if p})
             full = dirty is None or pulled is None or self._replan
-            touched = (pulled or set()) | scanned
+            touched = (pulled or set()) | scanned | self._retry_paths
+            self._retry_paths = set()
             if not full and not touched:
                 return  # nothing new on either side
             self._replan = True  # until this cycle completes
@@ -186,10 +194,10 @@ class SyncLoop:
                     break
                 self._show_pending(ops)
                 outcome = self.executor.run(ops)
-                self._record(outcome)
                 touched = {op.path for op in ops} | outcome.rescan | set(outcome.conflicts)
                 if outcome.rescan:
                     touched |= self._scan(outcome.rescan)
+                self._record(outcome, ops)  # after the rescan, which clears old problems
                 pulled = self._pull_remote()
                 full = pulled is None
                 touched |= pulled or set()
@@ -342,9 +350,27 @@ class SyncLoop:
             bytes_down=sum(op.remote.size for op in down if isinstance(op, Download)),
         )
 
-    def _record(self, outcome: Outcome) -> None:
+    def _retry_later(self, paths: set[str]) -> None:
+        """Paths whose op failed (a folder we may not write, a full disk): look at them
+        again after 2 s, doubling up to 5 min, instead of spinning or giving up."""
+        by_delay: dict[float, set[str]] = {}
+        for path in paths:
+            attempts = self._failures_by_path.get(path, 0)
+            self._failures_by_path[path] = attempts + 1
+            delay = min(PATH_RETRY_MAX, PATH_RETRY * 2 ** min(attempts, 16))
+            by_delay.setdefault(delay, set()).add(path)
+        for delay, group in by_delay.items():
+            timer = threading.Timer(delay, self.post, ("retry", group))
+            timer.daemon = True
+            timer.start()
+
+    def _record(self, outcome: Outcome, ops: list[Op]) -> None:
+        for op in ops:
+            if op.path not in outcome.problems:
+                self._failures_by_path.pop(op.path, None)
         if outcome.problems:
             self.status.update(problems={**self.status.problems, **outcome.problems})
+            self._retry_later(set(outcome.problems))
         if outcome.conflicts:
             self.status.update(conflicts=[*self.status.conflicts, *outcome.conflicts])
 

@@ -115,7 +115,19 @@ def plan(
         (op for op in ops.values() if isinstance(op, DeleteLocal)),
         key=lambda o: (-_depth(o.path), o.path),
     )
-    return [*creates, *remote_deletes, *downloads, *local_deletes]
+    # A folder that became a file can only be replaced once its contents are gone.
+    folder_to_file = [op for op in downloads if _replaces_folder(op)]
+    downloads = [op for op in downloads if not _replaces_folder(op)]
+    return [*creates, *remote_deletes, *downloads, *local_deletes, *folder_to_file]
+
+
+def _replaces_folder(op: Op) -> bool:
+    return (
+        isinstance(op, Download)
+        and op.remote.kind == "file"
+        and op.expect is not None
+        and op.expect.kind == "dir"
+    )
 
 
 def _under(sorted_paths: list[str], folder: str) -> list[str]:

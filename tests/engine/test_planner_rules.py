@@ -79,6 +79,20 @@ def test_locally_deleted_folder_with_remote_changes_is_recreated_locally():
     ]
 
 
+def test_a_folder_that_became_a_file_is_replaced_after_its_contents_are_deleted():
+    ops = run(
+        [d("t"), f("t/one", rev=None)],
+        [f("t", "file now", rev=4)],
+        [d("t", rev=1), f("t/one", rev=2)],
+    )
+    assert [type(o).__name__ + ":" + o.path for o in ops] == ["DeleteLocal:t/one", "Download:t"]
+
+
+def test_a_file_that_became_a_folder_is_replaced_before_its_contents_arrive():
+    ops = run([f("t", rev=None)], [d("t", rev=3), f("t/in", rev=4)], [f("t", rev=1)])
+    assert [type(o).__name__ + ":" + o.path for o in ops] == ["Download:t", "Download:t/in"]
+
+
 def test_order_parents_first_for_creates_children_first_for_deletes():
     ops = run(
         [d("n"), d("n/m"), f("n/m/f")],
