@@ -89,7 +89,13 @@ def main(ctx: click.Context, home_dir: Path | None) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8484, show_default=True, type=int, help="Port to listen on.")
-@click.option("--meta", "meta_url", default=None, help="Metadata store URL (sqlite:///PATH).")
+@click.option(
+    "--meta",
+    "meta_url",
+    default=None,
+    help="Metadata store URL: sqlite:///PATH (default: in --data), postgresql://HOST/DB,"
+    " or pgshards://?directory=URL&shard=URL…",
+)
 @click.option("--blocks", "blocks_url", default=None, help="Chunk store URL (file:///DIR).")
 @click.option("--notify", "notify_url", default="memory://", help="Notifier URL (memory://).")
 @click.option("--log-level", default="info", show_default=True)
@@ -162,22 +168,29 @@ def server(
 @click.option("--email", default=None, help="The user's e-mail address.")
 @click.option(
     "--data",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Server data directory.",
+    default=None,
+    help="Server data directory (needed unless --meta names the metadata store).",
 )
+@click.option("--meta", "meta_url", default=None, help="Metadata store URL, as for the server.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def adduser(name: str, email: str | None, data: Path, password_stdin: bool) -> None:
+def adduser(
+    name: str, email: str | None, data: Path | None, meta_url: str | None, password_stdin: bool
+) -> None:
     """Create a user (with their own namespace) on the server's data."""
-    from syncd.server.config import ServerConfig
+    from syncd.server.config import ServerConfig, default_data_dir
     from syncd.server.main import add_user
+    from syncd.server.metastore import MetaStoreUnavailable
 
+    if data is None and meta_url is None:
+        raise click.UsageError("give --data DIR (or --meta URL)")
     if not name.strip() or len(name) > 128 or any(ord(c) < 32 for c in name):
         raise click.UsageError("a user name is 1-128 printable characters")
     password = _read_password(password_stdin)
     try:
-        user = add_user(ServerConfig(data=data), name, email, password)
-    except ValueError as exc:
+        config = ServerConfig(data=data or default_data_dir(), meta_url=meta_url)
+        user = add_user(config, name, email, password)
+    except (ValueError, MetaStoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created user {user.name!r} (namespace {user.namespace})")
 

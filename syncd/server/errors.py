@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from syncd.server.metastore.base import MetaStoreUnavailable
+
 log = logging.getLogger("syncd.server")
 
 
@@ -59,6 +61,16 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(exc.code, exc.message, **exc.extra),
             status_code=exc.status,
             headers=exc.headers,
+        )
+
+    @app.exception_handler(MetaStoreUnavailable)
+    async def _unavailable(_: Request, exc: MetaStoreUnavailable) -> JSONResponse:
+        # A namespace being moved by a reshard, or the metadata database out of reach.
+        code = "namespace_moving" if hasattr(exc, "ns") else "unavailable"
+        return JSONResponse(
+            error_body(code, str(exc)),
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after)},
         )
 
     @app.exception_handler(RequestValidationError)

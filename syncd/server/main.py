@@ -61,7 +61,8 @@ def serve(
 
 
 def add_user(config: ServerConfig, name: str, email: str | None, password: str) -> User:
-    config.data.mkdir(parents=True, exist_ok=True)
+    if config.meta_url is None:  # the embedded default keeps its SQLite file in the data dir
+        config.data.mkdir(parents=True, exist_ok=True)
     meta = open_metastore(config.resolved_meta_url())
     try:
         return meta.create_user(name, email, hash_password(password), config.resolved_chunking())

@@ -33,6 +33,7 @@ class ServerProc:
     chunking: tuple[int, int, int] | None = TEST_CHUNKING  # None: the server's default
     extra_args: list[str] = field(default_factory=list)  # more `syncd server` options
     ca: str | None = None  # with --tls-cert: the CA (PEM) that signed it; the URL is https
+    meta_url: str | None = None  # --meta for the server and adduser (None: SQLite in data)
 
     def __post_init__(self) -> None:
         self.log_path = self.data.parent / f"{self.data.name}.log"
@@ -49,7 +50,8 @@ class ServerProc:
             log = self.log_path.open("ab")
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "syncd", "server", "--data", str(self.data)]  # noqa: RUF005
-                + ["--port", str(self.port), "--log-level", "info", *self.extra_args],
+                + ["--port", str(self.port), "--log-level", "info", *self._meta_args()]
+                + self.extra_args,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -59,6 +61,9 @@ class ServerProc:
             self.stop()
             self.port = 0
         raise RuntimeError(f"server did not start; log:\n{self.log_path.read_text()}")
+
+    def _meta_args(self) -> list[str]:
+        return ["--meta", self.meta_url] if self.meta_url else []
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "SYNCD_CHUNKING"}
@@ -102,7 +107,7 @@ class ServerProc:
 
     def adduser(self, name: str, password: str = "correct horse", email: str | None = None) -> str:
         cmd = [sys.executable, "-m", "syncd", "server", "adduser", name, "--data", str(self.data)]
-        cmd += ["--password-stdin"] + (["--email", email] if email else [])
+        cmd += ["--password-stdin", *self._meta_args()] + (["--email", email] if email else [])
         env = self._env()
         out = subprocess.run(
             cmd, input=password + "\n", capture_output=True, text=True, env=env, check=False

@@ -7,7 +7,9 @@ from syncd.server.metastore.base import (
     Entry,
     InvalidCommit,
     MetaStore,
+    MetaStoreUnavailable,
     Namespace,
+    NamespaceMoving,
     User,
     open_metastore,
 )
@@ -19,7 +21,9 @@ __all__ = [
     "Entry",
     "InvalidCommit",
     "MetaStore",
+    "MetaStoreUnavailable",
     "Namespace",
+    "NamespaceMoving",
     "User",
     "open_metastore",
 ]

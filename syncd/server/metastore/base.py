@@ -112,6 +112,22 @@ class InvalidCommit(ValueError):
     """A commit that is malformed in a way the API layer could not see (e.g. sizes)."""
 
 
+class MetaStoreUnavailable(Exception):
+    """The metadata database cannot be reached right now (the API answers 503)."""
+
+    retry_after = 2
+
+
+class NamespaceMoving(MetaStoreUnavailable):
+    """A reshard is moving this namespace to another shard: retry writes in a moment."""
+
+    retry_after = 1
+
+    def __init__(self, ns: int) -> None:
+        super().__init__(f"namespace {ns} is moving to another shard; retry in a moment")
+        self.ns = ns
+
+
 @dataclass(frozen=True, slots=True)
 class CommitResult:
     """status: "ok" (entry written or replayed), "conflict" (current given), "missing"."""
@@ -158,9 +174,18 @@ class MetaStore(Protocol):
 
 
 def open_metastore(url: str) -> MetaStore:
-    """`sqlite:///abs/path.db` (embedded default)."""
+    """`sqlite:///abs/path.db` (embedded default), `postgresql://HOST/DB` (one directory
+    database, its shard list stored in it) or `pgshards://?directory=URL&shard=URL...`
+    (see syncd.server.metastore.postgres)."""
     if url.startswith("sqlite:///"):
         from syncd.server.metastore.sqlite import SqliteMetaStore
 
         return SqliteMetaStore(url.removeprefix("sqlite://"))
-    raise ValueError(f"unsupported metadata store URL {url!r} (expected sqlite:///PATH)")
+    if url.startswith(("postgresql://", "postgres://", "pgshards://")):
+        from syncd.server.metastore.postgres import open_postgres
+
+        return open_postgres(url)
+    raise ValueError(
+        f"unsupported metadata store URL {url!r}"
+        " (expected sqlite:///PATH, postgresql://HOST/DB or pgshards://?directory=…&shard=…)"
+    )

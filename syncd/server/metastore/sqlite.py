@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -18,6 +17,14 @@ from syncd.server.metastore.base import (
     InvalidCommit,
     Namespace,
     User,
+)
+from syncd.server.metastore.rules import (
+    apply_all,
+    columns,
+    entry_row,
+    new_entry,
+    row_entry,
+    vet,
 )
 
 # Each item upgrades the schema by one version (PRAGMA user_version counts them).
@@ -57,30 +64,7 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_ENTRY_COLS = (
-    "ns, seq, path, kind, deleted, size, mode, mtime_ns, blocks, user, device, op_id,"
-    " server_time, prev_rev"
-)
-
-
-def _entry(row: sqlite3.Row | tuple) -> Entry:
-    ns, seq, path, kind, deleted, size, mode, mtime_ns, blocks, user, device, op_id, t, prev = row
-    return Entry(
-        ns=ns,
-        seq=seq,
-        path=path,
-        kind=kind,
-        deleted=bool(deleted),
-        size=size,
-        mode=mode,
-        mtime_ns=mtime_ns,
-        blocks=tuple((b, s) for b, s in json.loads(blocks)),
-        user=user,
-        device=device,
-        op_id=op_id,
-        server_time=t,
-        prev_rev=prev,
-    )
+_ENTRY_COLS = columns()
 
 
 class SqliteMetaStore:
@@ -295,17 +279,13 @@ class SqliteMetaStore:
     def commit(
         self, ns: int, ops: Sequence[CommitOp], user: str, device: str, now: float
     ) -> list[CommitResult]:
-        results: list[CommitResult] = []
         with self._write() as conn:
             row = conn.execute("SELECT seq FROM namespaces WHERE id = ?", (ns,)).fetchone()
             if row is None:
                 raise InvalidCommit(f"namespace {ns} does not exist")
-            seq = row[0]
-            for op in ops:
-                result = self._apply(conn, ns, seq, op, user, device, now)
-                if result.entry is not None and not result.replayed:
-                    seq = result.entry.seq
-                results.append(result)
+            results, seq = apply_all(
+                row[0], ops, lambda seq, op: self._apply(conn, ns, seq, op, user, device, now)
+            )
             conn.execute("UPDATE namespaces SET seq = ? WHERE id = ?", (seq, ns))
         return results
 
@@ -326,64 +306,13 @@ class SqliteMetaStore:
             if done is not None:
                 return CommitResult("ok", entry=self._entry_at(conn, ns, done[0]), replayed=True)
         current = self._current(conn, ns, op.path)
-        live = current if current is not None and not current.deleted else None
-        if op.action == "delete":
-            if live is None or op.parent_rev != live.rev:
-                return CommitResult("conflict", current=current)
-        elif live is not None:
-            if op.parent_rev != live.rev:
-                return CommitResult("conflict", current=current)
-        elif op.parent_rev not in (None, 0) and (current is None or op.parent_rev != current.rev):
-            return CommitResult("conflict", current=current)
-
-        blocks: tuple[tuple[str, int], ...] = ()
-        kind = "dir" if op.action == "dir" else "file"
-        size, mode, mtime_ns = op.size, op.mode, op.mtime_ns
-        if op.action == "file":
-            missing = self.missing_chunks(ns, [b for b, _ in op.blocks])
-            if missing:
-                return CommitResult("missing", missing=tuple(missing))
-            self._check_sizes(conn, op)
-            blocks = op.blocks
-        elif op.action == "dir":
-            size = 0
-        else:
-            assert live is not None
-            kind, size, mode, mtime_ns = live.kind, 0, live.mode, live.mtime_ns
-        entry = Entry(
-            ns=ns,
-            seq=seq + 1,
-            path=op.path,
-            kind=kind,  # type: ignore[arg-type]
-            deleted=op.action == "delete",
-            size=size,
-            mode=mode,
-            mtime_ns=mtime_ns,
-            blocks=blocks,
-            user=user,
-            device=device,
-            op_id=op.op_id,
-            server_time=now,
-            prev_rev=current.rev if current is not None else None,
-        )
+        refused = vet(op, current, lambda ids: self._owned_sizes(conn, ns, ids))
+        if refused is not None:
+            return refused
+        entry = new_entry(ns, seq + 1, op, current, user, device, now)
         conn.execute(
             f"INSERT INTO journal({_ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                ns,
-                entry.seq,
-                entry.path,
-                entry.kind,
-                int(entry.deleted),
-                entry.size,
-                entry.mode,
-                entry.mtime_ns,
-                json.dumps([list(b) for b in blocks], separators=(",", ":")),
-                user,
-                device,
-                op.op_id,
-                now,
-                entry.prev_rev,
-            ),
+            entry_row(entry),
         )
         conn.execute(
             "INSERT INTO current(ns, path, parent, seq, deleted) VALUES (?,?,?,?,?)"
@@ -396,42 +325,40 @@ class SqliteMetaStore:
             )
         return CommitResult("ok", entry=entry)
 
-    def _check_sizes(self, conn: sqlite3.Connection, op: CommitOp) -> None:
-        ids = list(dict.fromkeys(b for b, _ in op.blocks))
+    def _owned_sizes(self, conn: sqlite3.Connection, ns: int, ids: list[str]) -> dict[str, int]:
         sizes: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
-            sizes.update(conn.execute(f"SELECT id, size FROM chunks WHERE id IN ({marks})", part))
-        for chunk_id, size in op.blocks:
-            if sizes.get(chunk_id) != size:
-                raise InvalidCommit(
-                    f"{op.path}: chunk {chunk_id} has size {sizes.get(chunk_id)}, not {size}"
+            sizes.update(
+                conn.execute(
+                    "SELECT r.id, c.size FROM chunk_refs r JOIN chunks c ON c.id = r.id"
+                    f" WHERE r.ns = ? AND r.id IN ({marks})",
+                    (ns, *part),
                 )
-        total = sum(s for _, s in op.blocks)
-        if total != op.size:
-            raise InvalidCommit(f"{op.path}: size {op.size} but its chunks add up to {total}")
+            )
+        return sizes
 
     def _current(self, conn: sqlite3.Connection, ns: int, path: str) -> Entry | None:
         row = conn.execute(
-            f"SELECT {_prefixed('j')} FROM current c JOIN journal j"
+            f"SELECT {columns('j')} FROM current c JOIN journal j"
             " ON j.ns = c.ns AND j.seq = c.seq WHERE c.ns = ? AND c.path = ?",
             (ns, path),
         ).fetchone()
-        return _entry(row) if row else None
+        return row_entry(row) if row else None
 
     def _entry_at(self, conn: sqlite3.Connection, ns: int, seq: int) -> Entry | None:
         row = conn.execute(
             f"SELECT {_ENTRY_COLS} FROM journal WHERE ns = ? AND seq = ?", (ns, seq)
         ).fetchone()
-        return _entry(row) if row else None
+        return row_entry(row) if row else None
 
     def changes(self, ns: int, cursor: int, limit: int) -> list[Entry]:
         rows = self._conn().execute(
             f"SELECT {_ENTRY_COLS} FROM journal WHERE ns = ? AND seq > ? ORDER BY seq LIMIT ?",
             (ns, cursor, limit),
         )
-        return [_entry(r) for r in rows]
+        return [row_entry(r) for r in rows]
 
     def current(self, ns: int, path: str) -> Entry | None:
         return self._current(self._conn(), ns, path)
@@ -441,21 +368,21 @@ class SqliteMetaStore:
 
     def list_folder(self, ns: int, folder: str) -> list[Entry]:
         rows = self._conn().execute(
-            f"SELECT {_prefixed('j')} FROM current c JOIN journal j"
+            f"SELECT {columns('j')} FROM current c JOIN journal j"
             " ON j.ns = c.ns AND j.seq = c.seq"
             " WHERE c.ns = ? AND c.parent = ? AND c.deleted = 0 ORDER BY c.path",
             (ns, folder),
         )
-        return [_entry(r) for r in rows]
+        return [row_entry(r) for r in rows]
 
     def tree(self, ns: int, after: str, limit: int) -> list[Entry]:
         rows = self._conn().execute(
-            f"SELECT {_prefixed('j')} FROM current c JOIN journal j"
+            f"SELECT {columns('j')} FROM current c JOIN journal j"
             " ON j.ns = c.ns AND j.seq = c.seq"
             " WHERE c.ns = ? AND c.path > ? AND c.deleted = 0 ORDER BY c.path LIMIT ?",
             (ns, after, limit),
         )
-        return [_entry(r) for r in rows]
+        return [row_entry(r) for r in rows]
 
     def history(self, ns: int, path: str, limit: int) -> list[Entry]:
         rows = self._conn().execute(
@@ -463,8 +390,4 @@ class SqliteMetaStore:
             " ORDER BY seq DESC LIMIT ?",
             (ns, path, limit),
         )
-        return [_entry(r) for r in rows]
-
-
-def _prefixed(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in _ENTRY_COLS.split(","))
+        return [row_entry(r) for r in rows]

@@ -1,0 +1,1 @@
+"""The directory database's migrations (alembic script directory)."""

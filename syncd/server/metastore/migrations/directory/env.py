@@ -1,0 +1,5 @@
+"""alembic environment of the directory migrations (see syncd.server.metastore.migrations)."""
+
+from syncd.server.metastore.migrations import run_in_env
+
+run_in_env()

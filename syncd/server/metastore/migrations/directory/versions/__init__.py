@@ -1,0 +1,1 @@
+"""Revisions of the directory schema, oldest first (alembic skips this file)."""

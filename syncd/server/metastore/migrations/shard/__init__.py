@@ -1,0 +1,1 @@
+"""The shard database's migrations (alembic script directory)."""

@@ -1,0 +1,1 @@
+"""Revisions of the shard schema, oldest first (alembic skips this file)."""

@@ -1,0 +1,1 @@
+"""Tests of the metadata stores: one conformance suite, the ring, PostgreSQL, resharding."""
