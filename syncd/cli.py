@@ -195,6 +195,28 @@ def adduser(
     click.echo(f"created user {user.name!r} (namespace {user.namespace})")
 
 
+@server.command("reshard")
+@click.option(
+    "--meta",
+    "meta_url",
+    required=True,
+    help="The metadata store, as given to `syncd server --meta` (PostgreSQL).",
+)
+@click.option(
+    "--add", "add", multiple=True, metavar="URL", help="A new shard (PostgreSQL URL); repeatable."
+)
+def reshard(meta_url: str, add: tuple[str, ...]) -> None:
+    """Add metadata shards and move the namespaces the ring now gives them, while servers
+    run. Without --add: finish an interrupted reshard."""
+    from syncd.server.metastore import MetaStoreUnavailable
+    from syncd.server.metastore.reshard import ReshardError, run
+
+    try:
+        click.echo(run(meta_url, add, lambda line: click.echo(line, err=True)))
+    except (ValueError, MetaStoreUnavailable, ReshardError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 # -- linking -------------------------------------------------------------------------------
 def _login(url: str, user: str, password: str, device: str, ca: str | None = None) -> dict:
     """POST /v1/login; the one request the CLI sends to the server itself."""

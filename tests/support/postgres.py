@@ -53,6 +53,14 @@ def create(name: str) -> str:
     return url(name)
 
 
+def empty(name: str) -> str:
+    """Make the existing database PREFIX+name empty again (faster than a new one)."""
+    with psycopg.connect(url(name), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return url(name)
+
+
 def drop(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{PREFIX}{name}" WITH (FORCE)')
 
