@@ -29,3 +29,28 @@ def server(request, tmp_path_factory) -> Iterator[ServerProc]:
     proc.stop()
     for name in names:
         postgres.drop(name)
+
+
+def test_a_moving_namespace_answers_writes_with_503_and_retry_after(server, new_user):
+    from syncd.server.metastore.postgres import parse_url
+
+    s = new_user()
+    directory, _ = parse_url(server.meta_url)
+    ((shard_url,),) = postgres.query(
+        directory,
+        "UPDATE namespaces n SET moving = 1 FROM shards s WHERE n.id = %s AND s.id = n.shard"
+        " RETURNING s.url",
+        (s.ns,),
+    )
+    freeze = "UPDATE heads SET frozen = %s WHERE id = %s"
+    postgres.query(shard_url, freeze + " RETURNING id", (True, s.ns))
+    r = s.client.post(s.ns_url("commit"), json={"path": "d", "action": "dir", "parent_rev": None})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert r.json()["error"] == "namespace_moving" and "moving" in r.json()["message"]
+    assert s.client.get(s.ns_url("changes")).status_code == 200  # reads go on
+    postgres.query(shard_url, freeze + " RETURNING id", (False, s.ns))
+    postgres.query(
+        directory, "UPDATE namespaces SET moving = NULL WHERE id = %s RETURNING id", (s.ns,)
+    )
+    r = s.client.post(s.ns_url("commit"), json={"path": "d", "action": "dir", "parent_rev": None})
+    assert r.status_code == 200, r.text

@@ -62,7 +62,7 @@ class Directory:
 
     # -- shards ----------------------------------------------------------------------
     def shards(self) -> list[Shard]:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             rows = conn.execute("SELECT id, url FROM shards ORDER BY id").fetchall()
         return [Shard(*r) for r in rows]
 
@@ -82,7 +82,7 @@ class Directory:
 
     # -- users and devices -----------------------------------------------------------
     def new_namespace_id(self) -> int:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             return conn.execute("SELECT nextval('namespace_ids')").fetchone()[0]
 
     def create_user(
@@ -111,12 +111,12 @@ class Directory:
         return User(user_id, name, email, password_hash, ns)
 
     def user_by_name(self, name: str) -> User | None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             row = conn.execute(f"SELECT {_USER} FROM users u WHERE u.name = %s", (name,)).fetchone()
         return User(*row) if row and row[4] is not None else None
 
     def add_device(self, user_id: int, name: str, token_hash: str, now: float) -> Device:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             (device_id,) = conn.execute(
                 "INSERT INTO devices(user_id, name, token_hash, created)"
                 " VALUES (%s, %s, %s, %s) RETURNING id",
@@ -125,7 +125,7 @@ class Directory:
         return Device(device_id, user_id, name, now, None, None)
 
     def device_by_token(self, token_hash: str) -> tuple[Device, User] | None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             row = conn.execute(
                 f"SELECT {_DEVICE}, {_USER} FROM devices d JOIN users u ON u.id = d.user_id"
                 " WHERE d.token_hash = %s AND d.revoked IS NULL",
@@ -136,14 +136,14 @@ class Directory:
         return Device(*row[:6]), User(*row[6:])
 
     def list_devices(self, user_id: int) -> list[Device]:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             rows = conn.execute(
                 f"SELECT {_DEVICE} FROM devices d WHERE d.user_id = %s ORDER BY d.id", (user_id,)
             ).fetchall()
         return [Device(*r) for r in rows]
 
     def revoke_device(self, user_id: int, device_id: int, now: float) -> bool:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             cur = conn.execute(
                 "UPDATE devices SET revoked = %s"
                 " WHERE id = %s AND user_id = %s AND revoked IS NULL",
@@ -153,7 +153,7 @@ class Directory:
 
     # -- placement -------------------------------------------------------------------
     def placement(self, ns: int) -> Placement | None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             row = conn.execute(
                 f"SELECT {_PLACEMENT} FROM namespaces WHERE id = %s", (ns,)
             ).fetchone()
@@ -163,7 +163,7 @@ class Directory:
         """Every placement in id order, read a page at a time."""
         after = -1
         while True:
-            with self.db.tx() as conn:
+            with self.db.auto() as conn:
                 rows = conn.execute(
                     f"SELECT {_PLACEMENT} FROM namespaces WHERE id > %s ORDER BY id LIMIT %s",
                     (after, page),
@@ -174,12 +174,12 @@ class Directory:
             after = rows[-1][0]
 
     def set_moving(self, ns: int, since: float | None) -> None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             conn.execute("UPDATE namespaces SET moving = %s WHERE id = %s", (since, ns))
 
     def place(self, ns: int, shard: int) -> None:
         """The namespace now lives on `shard`; the move is over."""
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             conn.execute(
                 "UPDATE namespaces SET shard = %s, moving = NULL WHERE id = %s", (shard, ns)
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -36,7 +36,7 @@ def split_url(url: str) -> tuple[str, dict[str, int]]:
             rest.append((key, value))
     if not 1 <= options["pool_min"] <= options["pool_max"]:
         raise ValueError(f"{url!r}: need 1 <= pool_min <= pool_max")
-    return urlunsplit(parts._replace(query=urlencode(rest))), options
+    return urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote))), options
 
 
 def redacted(url: str) -> str:
@@ -49,7 +49,7 @@ def redacted(url: str) -> str:
 
 
 class Database:
-    """A pool of connections to one database; `tx()` is one transaction."""
+    """A pool of connections to one database; `tx()` is one transaction, `auto()` not."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -60,7 +60,7 @@ class Database:
             min_size=options["pool_min"],
             max_size=options["pool_max"],
             open=False,
-            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True},
             name=redacted(conninfo),
         )
         try:
@@ -72,6 +72,13 @@ class Database:
     @contextmanager
     def tx(self) -> Iterator[psycopg.Connection]:
         """A connection in a transaction: committed at the end, rolled back on error."""
+        with self.auto() as conn, conn.transaction():
+            yield conn
+
+    @contextmanager
+    def auto(self) -> Iterator[psycopg.Connection]:
+        """A connection in autocommit: each statement is a transaction of its own (one
+        round trip for a lone query, where a transaction would add BEGIN and COMMIT)."""
         try:
             with self._pool.connection() as conn:
                 yield conn

@@ -55,11 +55,11 @@ class ShardStore:
 
     # -- heads -----------------------------------------------------------------------
     def create_head(self, ns: int) -> None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             conn.execute("INSERT INTO heads(id) VALUES (%s) ON CONFLICT DO NOTHING", (ns,))
 
     def seq(self, ns: int) -> int | None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             row = conn.execute("SELECT seq FROM heads WHERE id = %s", (ns,)).fetchone()
         return row[0] if row else None
 
@@ -80,7 +80,7 @@ class ShardStore:
     # -- chunks ----------------------------------------------------------------------
     def missing_chunks(self, ns: int, ids: Sequence[str]) -> list[str]:
         unique = list(dict.fromkeys(ids))
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             owned = set(self._sizes(conn, ns, unique))
         return [i for i in unique if i not in owned]
 
@@ -92,7 +92,7 @@ class ShardStore:
         return dict(rows.fetchall())
 
     def stored_chunks(self, ids: Sequence[str]) -> set[str]:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             rows = conn.execute(
                 "SELECT DISTINCT id FROM chunk_refs WHERE id = ANY(%s)", (list(set(ids)),)
             ).fetchall()
@@ -109,11 +109,11 @@ class ShardStore:
             )
 
     def owns_chunk(self, ns: int, chunk_id: str) -> int | None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             return self._sizes(conn, ns, [chunk_id]).get(chunk_id)
 
     def stored_bytes(self, ns: int) -> int:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             row = conn.execute(
                 "SELECT COALESCE(SUM(size), 0) FROM chunk_refs WHERE ns = %s", (ns,)
             ).fetchone()
@@ -123,49 +123,80 @@ class ShardStore:
     def commit(
         self, ns: int, ops: Sequence[CommitOp], user: str, device: str, now: float
     ) -> list[CommitResult]:
+        """All ops in one transaction and a few round trips, whatever their number: the
+        head's lock and everything the checks need are read first, each op is decided
+        in memory (later ops see earlier ones), then the writes go in one batch each."""
         with self.db.tx() as conn:
-            start = self._lock_head(conn, ns, "UPDATE")
-            results, seq = apply_all(
-                start, ops, lambda seq, op: self._apply(conn, ns, seq, op, user, device, now)
-            )
-            if seq != start:
-                conn.execute("UPDATE heads SET seq = %s WHERE id = %s", (seq, ns))
+            start, currents, done, owned = self._read_for(conn, ns, ops)
+            written: list[Entry] = []
+
+            def apply(seq: int, op: CommitOp) -> CommitResult:
+                if op.op_id is not None and op.op_id in done:
+                    return CommitResult("ok", entry=done[op.op_id], replayed=True)
+                current = currents.get(op.path)
+                refused = vet(op, current, lambda ids: {i: owned[i] for i in ids if i in owned})
+                if refused is not None:
+                    return refused
+                entry = new_entry(ns, seq + 1, op, current, user, device, now)
+                currents[op.path] = entry
+                if op.op_id is not None:
+                    done[op.op_id] = entry
+                written.append(entry)
+                return CommitResult("ok", entry=entry)
+
+            results, seq = apply_all(start, ops, apply)
+            if written:
+                self._write(conn, ns, written, seq)
         return results
 
-    def _apply(
-        self,
-        conn: psycopg.Connection,
-        ns: int,
-        seq: int,
-        op: CommitOp,
-        user: str,
-        device: str,
-        now: float,
-    ) -> CommitResult:
-        if op.op_id is not None:
-            done = conn.execute(
-                f"SELECT {_JCOLS} FROM ops o JOIN journal j ON j.ns = o.ns AND j.seq = o.seq"
-                " WHERE o.ns = %s AND o.op_id = %s",
-                (ns, op.op_id),
-            ).fetchone()
-            if done is not None:
-                return CommitResult("ok", entry=row_entry(done), replayed=True)
-        current = self._current(conn, ns, op.path)
-        refused = vet(op, current, lambda ids: self._sizes(conn, ns, ids))
-        if refused is not None:
-            return refused
-        entry = new_entry(ns, seq + 1, op, current, user, device, now)
-        conn.execute(f"INSERT INTO journal({_COLS}) VALUES ({_VALUES})", entry_row(entry))
-        conn.execute(
-            "INSERT INTO current(ns, path, parent, seq, deleted) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (ns, path) DO UPDATE SET seq = excluded.seq, deleted = excluded.deleted",
-            (ns, op.path, parent_of(op.path), entry.seq, entry.deleted),
-        )
-        if op.op_id is not None:
-            conn.execute(
-                "INSERT INTO ops(ns, op_id, seq) VALUES (%s, %s, %s)", (ns, op.op_id, entry.seq)
+    def _read_for(
+        self, conn: psycopg.Connection, ns: int, ops: Sequence[CommitOp]
+    ) -> tuple[int, dict[str, Entry], dict[str, Entry], dict[str, int]]:
+        """(head seq, current entry by path, entry by op id, owned chunk sizes)."""
+        paths = list({op.path for op in ops})
+        op_ids = list({op.op_id for op in ops if op.op_id is not None})
+        chunk_ids = list({b for op in ops for b, _ in op.blocks})
+        row = conn.execute(
+            "SELECT seq, frozen FROM heads WHERE id = %s FOR UPDATE", (ns,)
+        ).fetchone()
+        if row is None:
+            raise NotHere(ns)
+        if row[1]:
+            raise Frozen(ns)
+        rows = conn.execute(
+            f"SELECT {_JCOLS} FROM current c JOIN journal j ON j.ns = c.ns AND j.seq = c.seq"
+            " WHERE c.ns = %s AND c.path = ANY(%s)",
+            (ns, paths),
+        ).fetchall()
+        currents = {e.path: e for e in map(row_entry, rows)}
+        done: dict[str, Entry] = {}
+        if op_ids:
+            replays = conn.execute(
+                f"SELECT o.op_id, {_JCOLS} FROM ops o"
+                " JOIN journal j ON j.ns = o.ns AND j.seq = o.seq"
+                " WHERE o.ns = %s AND o.op_id = ANY(%s)",
+                (ns, op_ids),
+            ).fetchall()
+            done = {r[0]: row_entry(r[1:]) for r in replays}
+        owned = self._sizes(conn, ns, chunk_ids) if chunk_ids else {}
+        return row[0], currents, done, owned
+
+    @staticmethod
+    def _write(conn: psycopg.Connection, ns: int, entries: list[Entry], seq: int) -> None:
+        with conn.cursor() as cur:  # executemany pipelines its rows
+            cur.executemany(
+                f"INSERT INTO journal({_COLS}) VALUES ({_VALUES})", [entry_row(e) for e in entries]
             )
-        return CommitResult("ok", entry=entry)
+            cur.executemany(
+                "INSERT INTO current(ns, path, parent, seq, deleted) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (ns, path) DO UPDATE"
+                " SET seq = excluded.seq, deleted = excluded.deleted",
+                [(ns, e.path, parent_of(e.path), e.seq, e.deleted) for e in entries],
+            )
+            with_ids = [(ns, e.op_id, e.seq) for e in entries if e.op_id is not None]
+            if with_ids:
+                cur.executemany("INSERT INTO ops(ns, op_id, seq) VALUES (%s, %s, %s)", with_ids)
+            cur.execute("UPDATE heads SET seq = %s WHERE id = %s", (seq, ns))
 
     @staticmethod
     def _current(conn: psycopg.Connection, ns: int, path: str) -> Entry | None:
@@ -177,7 +208,7 @@ class ShardStore:
         return row_entry(row) if row else None
 
     def _entries(self, sql: str, args: tuple) -> list[Entry]:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             return [row_entry(r) for r in conn.execute(sql, args).fetchall()]
 
     def changes(self, ns: int, cursor: int, limit: int) -> list[Entry]:
@@ -187,7 +218,7 @@ class ShardStore:
         )
 
     def current(self, ns: int, path: str) -> Entry | None:
-        with self.db.tx() as conn:
+        with self.db.auto() as conn:
             return self._current(conn, ns, path)
 
     def entry_at(self, ns: int, rev: int) -> Entry | None:

@@ -89,13 +89,13 @@ def _pass(
 def move(meta: PostgresMetaStore, where: Placement, target: Shard) -> None:
     ns, dst = where.ns, meta.store(target.id)
     if where.shard == target.id:  # an interrupted move that had already finished
-        with dst.db.tx() as conn:
+        with dst.db.auto() as conn:
             conn.execute("UPDATE heads SET frozen = false WHERE id = %s", (ns,))
         meta.directory.place(ns, target.id)
         return
     src = meta.store(where.shard)
     meta.directory.set_moving(ns, time.time())
-    with src.db.tx() as conn:
+    with src.db.auto() as conn:
         frozen = conn.execute("UPDATE heads SET frozen = true WHERE id = %s", (ns,)).rowcount
     if frozen != 1:
         raise ReshardError(f"namespace {ns} has no head on shard {where.shard}")
@@ -150,7 +150,7 @@ def _sweep(meta: PostgresMetaStore, log: Callable[[str], None]) -> int:
     swept = 0
     for shard in meta.shards():
         store = meta.store(shard.id)
-        with store.db.tx() as conn:
+        with store.db.auto() as conn:
             held = [r[0] for r in conn.execute("SELECT id FROM heads").fetchall()]
         for ns in held:
             where = meta.directory.placement(ns)

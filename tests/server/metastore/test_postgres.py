@@ -107,6 +107,8 @@ def test_writes_to_a_moving_or_frozen_namespace_are_refused(dbs):
             conn.execute("UPDATE heads SET frozen = true WHERE id = %s", (ns,))
         with pytest.raises(NamespaceMoving):  # the shard's own fence, whatever the cache
             store.add_chunks(ns, [("ab" * 32, 10)])
+        with pytest.raises(NamespaceMoving):
+            store.commit(ns, [CommitOp("a", "dir", None)], "u", "d", 1.0)
         with shard.db.tx() as conn:
             conn.execute("UPDATE heads SET frozen = false WHERE id = %s", (ns,))
         assert store.commit(ns, [CommitOp("a", "dir", None)], "u", "d", 1.0)[0].status == "ok"
