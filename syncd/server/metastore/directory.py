@@ -173,6 +173,13 @@ class Directory:
                 return
             after = rows[-1][0]
 
+    def placements_of(self, ids: list[int]) -> dict[int, Placement]:
+        with self.db.auto() as conn:
+            rows = conn.execute(
+                f"SELECT {_PLACEMENT} FROM namespaces WHERE id = ANY(%s)", (ids,)
+            ).fetchall()
+        return {r[0]: _placement(r) for r in rows}
+
     def set_moving(self, ns: int, since: float | None) -> None:
         with self.db.auto() as conn:
             conn.execute("UPDATE namespaces SET moving = %s WHERE id = %s", (since, ns))

@@ -145,20 +145,30 @@ def _drop(store: ShardStore, ns: int) -> None:
             conn.execute(f"DELETE FROM {table} WHERE {col} = %s", (ns,))
 
 
-def _sweep(meta: PostgresMetaStore, log: Callable[[str], None]) -> int:
+def _sweep(meta: PostgresMetaStore, log: Callable[[str], None], page: int = 10_000) -> int:
     """Delete namespaces from shards their placement is not on (a crash after step 4)."""
     swept = 0
     for shard in meta.shards():
-        store = meta.store(shard.id)
-        with store.db.auto() as conn:
-            held = [r[0] for r in conn.execute("SELECT id FROM heads").fetchall()]
-        for ns in held:
-            where = meta.directory.placement(ns)
-            # no placement yet: a user being created right now, whose head comes first
-            if where is not None and where.shard != shard.id and where.moving is None:
-                _drop(store, ns)
-                swept += 1
-                log(f"namespace {ns}: deleted the copy left on shard {shard.id}")
+        store, after = meta.store(shard.id), -1
+        while True:
+            with store.db.auto() as conn:
+                held = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM heads WHERE id > %s ORDER BY id LIMIT %s", (after, page)
+                    ).fetchall()
+                ]
+            placed = meta.directory.placements_of(held)
+            for ns in held:
+                where = placed.get(ns)
+                # no placement yet: a user being created right now, whose head comes first
+                if where is not None and where.shard != shard.id and where.moving is None:
+                    _drop(store, ns)
+                    swept += 1
+                    log(f"namespace {ns}: deleted the copy left on shard {shard.id}")
+            if len(held) < page:
+                break
+            after = held[-1]
     return swept
 
 
