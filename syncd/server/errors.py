@@ -87,7 +87,25 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
+    @app.exception_handler(BackendUnavailable)
+    async def _unavailable(_: Request, exc: BackendUnavailable) -> JSONResponse:
+        log.warning("backend %s unavailable: %s", exc.backend, exc.message)
+        return JSONResponse(
+            error_body("backend_unavailable", exc.message, backend=exc.backend),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal", "internal server error"), status_code=500)
+
+
+class BackendUnavailable(Exception):
+    """A backend (metastore, block store, notifier) failed to answer: 503, retry later."""
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.message = message

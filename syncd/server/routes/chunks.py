@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from syncd.server.app import BackendsDep, NamespaceDep, read_body, run_sync
 from syncd.server.blockstore import ChunkNotFound
 from syncd.server.errors import ApiError
+from syncd.server.routes.chunk_stream import receive_chunk, send_chunk, wants_stream
 from syncd.server.schemas import IdsRequest
 from syncd.wire import (
     BATCH_CONTENT_TYPE,
@@ -25,7 +26,6 @@ from syncd.wire import (
     encode_frames,
     is_chunk_id,
     iter_frames,
-    zstd_compress,
     zstd_decompress,
 )
 
@@ -76,19 +76,29 @@ async def _bounded(jobs: list[Awaitable[T]], limit: int = STORE_CONCURRENCY) -> 
     return await asyncio.gather(*(one(j) for j in jobs))
 
 
+async def _admit(b: BackendsDep, ns: int, sizes: dict[str, int]) -> list[tuple[str, int]]:
+    """The chunks new to this namespace, refused (507) if they would pass its quota."""
+    if b.quota.limit is None:
+        return []
+    new_here = [(c, sizes[c]) for c in await run_sync(b.meta.missing_chunks, ns, list(sizes))]
+    await run_sync(b.quota.check, ns, new_here)
+    return new_here
+
+
+async def _record(b: BackendsDep, ns: int, sizes: dict[str, int], new_here: list) -> None:
+    await run_sync(b.meta.add_chunks, ns, list(sizes.items()))
+    b.quota.stored(ns, new_here)
+
+
 async def _store(b: BackendsDep, ns: int, chunks: list[tuple[str, bytes | memoryview]]) -> None:
     """Write new chunks to the store, then record them: a crash in between leaves only
     orphans (collectable), never a reference to nothing (D5)."""
     sizes = {cid: len(data) for cid, data in chunks}
-    new_here: list[tuple[str, int]] = []
-    if b.quota.limit is not None:
-        new_here = [(c, sizes[c]) for c in await run_sync(b.meta.missing_chunks, ns, list(sizes))]
-        await run_sync(b.quota.check, ns, new_here)
+    new_here = await _admit(b, ns, sizes)
     known = await run_sync(b.meta.stored_chunks, [cid for cid, _ in chunks])
     fresh = {cid: data for cid, data in chunks if cid not in known}
     await _bounded([b.blocks.put(cid, data) for cid, data in fresh.items()])
-    await run_sync(b.meta.add_chunks, ns, list(sizes.items()))
-    b.quota.stored(ns, new_here)
+    await _record(b, ns, sizes, new_here)
 
 
 @router.post("/v1/ns/{ns}/chunks/missing", summary="Which of these chunks do I lack?")
@@ -103,6 +113,15 @@ async def missing(body: IdsRequest, ns: NamespaceDep, b: BackendsDep) -> dict:
 )
 async def put_chunk(chunk_id: str, request: Request, ns: NamespaceDep, b: BackendsDep) -> dict:
     _check_ids([chunk_id])
+    if wants_stream(request):
+        new_here: list[tuple[str, int]] = []
+
+        async def admit(size: int) -> None:
+            new_here.extend(await _admit(b, ns.id, {chunk_id: size}))
+
+        size = await receive_chunk(request, b, ns.id, chunk_id, ns.chunk_max, admit)
+        await _record(b, ns.id, {chunk_id: size}, new_here)
+        return {"id": chunk_id, "size": size}
     data = await _decoded_body(request, ns.chunk_max)
     if await _digest(data) != chunk_id:
         raise ApiError(400, "hash_mismatch", "the body's BLAKE3 does not match the chunk id")
@@ -140,15 +159,10 @@ async def get_chunk(chunk_id: str, request: Request, ns: NamespaceDep, b: Backen
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     try:
-        data = await b.blocks.get(chunk_id)
+        reader = await b.blocks.open(chunk_id)
     except ChunkNotFound:
         raise ApiError(404, "unknown_chunk", f"chunk {chunk_id} is missing from storage") from None
-    if ZSTD in request.headers.get("accept-encoding", ""):
-        packed = zstd_compress(data, level=1)
-        if len(packed) < len(data) * 0.9:
-            headers["Content-Encoding"] = ZSTD
-            data = packed
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    return await send_chunk(reader, request, headers)
 
 
 @router.post(

@@ -1,0 +1,1 @@
+"""The scaled stack on one machine: haproxy, 2+ server processes, PostgreSQL, NATS, moto."""
