@@ -146,9 +146,10 @@ def create_app(config: ServerConfig) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
-    from syncd.server.routes import auth, chunks, journal
+    from syncd.server.routes import auth, chunks, health, journal
 
     app.include_router(auth.router)
+    app.include_router(health.router)
     app.include_router(chunks.router)
     app.include_router(journal.router)
     return app

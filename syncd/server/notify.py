@@ -1,7 +1,9 @@
 """Change notifications: hints that a namespace's journal has grown (D4).
 
 A long-poll subscribes *before* it reads the journal, so a commit that lands in between
-still wakes it. A lost notification only delays: the journal is the truth.
+still wakes it. A lost notification only delays: the journal is the truth. Chosen by
+URL: `memory://` (the embedded default, one process) or `nats://HOST:PORT?subject=PREFIX`
+(several processes behind a load balancer; `notify_nats`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class Notifier(Protocol):
     def subscribe(self, ns: int) -> Subscription: ...
     async def publish(self, ns: int, seq: int) -> None: ...
     def waiters(self) -> int: ...
+    async def check(self) -> dict:
+        """Raise BackendUnavailable if notifications cannot reach other processes."""
+        ...
 
 
 class _LocalSubscription:
@@ -92,9 +97,18 @@ class InProcessNotifier:
     def waiters(self) -> int:
         return self.hub.count()
 
+    async def check(self) -> dict:
+        return {}
+
 
 def open_notifier(url: str) -> Notifier:
-    """`memory://` (embedded default)."""
+    """`memory://` (embedded default) or `nats://HOST:PORT?subject=PREFIX`."""
     if url in ("memory://", "memory", "inprocess://"):
         return InProcessNotifier()
-    raise ValueError(f"unsupported notifier URL {url!r} (expected memory://)")
+    if url.startswith("nats://"):
+        from syncd.server.notify_nats import open_nats
+
+        return open_nats(url)
+    raise ValueError(
+        f"unsupported notifier URL {url!r} (expected memory:// or nats://HOST:PORT?subject=P)"
+    )

@@ -1,4 +1,4 @@
-"""Login, identity, devices, health."""
+"""Login, identity, devices."""
 
 from __future__ import annotations
 
@@ -81,13 +81,3 @@ async def revoke(device_id: int, who: PrincipalDep, b: BackendsDep) -> Response:
     if not await run_sync(b.meta.revoke_device, who.user.id, device_id, time.time()):
         raise ApiError(404, "not_found", f"no active device {device_id} for this user")
     return Response(status_code=204)
-
-
-@router.get("/healthz", tags=["ops"], summary="Checks that the backends answer")
-async def healthz(b: BackendsDep) -> dict:
-    try:
-        await run_sync(b.meta.namespace, 0)
-        await b.blocks.has("0" * 64)
-    except Exception as exc:
-        raise ApiError(503, "unhealthy", f"backend check failed: {exc}") from None
-    return {"ok": True, "waiters": b.notifier.waiters()}
