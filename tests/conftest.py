@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.server import ServerProc, Session, login
 
+pytest_plugins = ["tests.support.backends"]  # moto (S3), NATS: the scale-out backends
 _names = itertools.count()
 
 

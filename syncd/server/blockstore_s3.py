@@ -15,9 +15,18 @@ Credentials never appear in logs or error messages (`describe`).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 from obstore.store import S3Store
+
+# A few quick retries (5xx, dropped connections), then the request fails with a 503 the
+# client retries itself: a request never hangs for long on a store that is down.
+RETRY = {
+    "max_retries": 3,
+    "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1)},
+    "retry_timeout": timedelta(seconds=10),
+}
 
 _KEYS = {
     "endpoint": "endpoint",
@@ -57,8 +66,12 @@ def open_s3(url: str) -> tuple[S3Store, str]:
     endpoint = str(config.get("endpoint", ""))
     if endpoint and not endpoint.startswith(("http://", "https://")):
         raise ValueError(f"s3 URL: endpoint {endpoint!r} must start with http:// or https://")
-    client_options = {"allow_http": True} if endpoint.startswith("http://") else None
+    client_options: dict = {"connect_timeout": timedelta(seconds=3)}
+    if endpoint.startswith("http://"):
+        client_options["allow_http"] = True
     prefix = parsed.path.strip("/") or None
-    store = S3Store(bucket, prefix=prefix, client_options=client_options, **config)
+    store = S3Store(
+        bucket, prefix=prefix, client_options=client_options, retry_config=RETRY, **config
+    )
     where = f" at {endpoint}" if endpoint else ""
     return store, f"s3://{bucket}/{prefix or ''}{where}"

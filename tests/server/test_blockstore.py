@@ -17,7 +17,6 @@ from syncd.server.blockstore import (
     open_blockstore,
 )
 from syncd.server.errors import BackendUnavailable
-from tests.support.backends import moto, s3_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 

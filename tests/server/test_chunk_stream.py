@@ -7,7 +7,6 @@ import os
 import blake3
 import pytest
 
-from tests.support.backends import moto  # noqa: F401 (fixture)
 from tests.support.server import ServerProc, login
 
 MAX = 8 << 20

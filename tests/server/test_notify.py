@@ -9,7 +9,6 @@ import pytest
 from syncd.server.errors import BackendUnavailable
 from syncd.server.notify import open_notifier
 from syncd.server.notify_nats import NatsNotifier, open_nats
-from tests.support.backends import nats_url, private_nats  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 

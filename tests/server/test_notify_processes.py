@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from tests.server.helpers import commit_file
-from tests.support.backends import nats_url, private_nats  # noqa: F401 (fixtures)
 from tests.support.devices import wait_for
 from tests.support.server import ServerProc, Session, login
 
