@@ -7,7 +7,7 @@ DATA ?= $(CURDIR)/.syncd-server
 HOST ?= 127.0.0.1
 PORT ?= 8484
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench stack load clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.chunking
+
+# The scaled stack on this machine: haproxy, 2 server processes, 2 PostgreSQL shards,
+# NATS, moto (S3). Ctrl-C stops it all. `make stack STACK_ARGS="--servers 3"`.
+stack: $(BIN)/.installed
+	$(BIN)/python -m deploy.stack $(STACK_ARGS)
+
+# Load figures (bench/load.py) for docs/SCALING.md; writes bench/results/load.json.
+load: $(BIN)/.installed
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

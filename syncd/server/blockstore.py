@@ -75,7 +75,6 @@ class ObstoreBlockStore:
     def __init__(self, store: ObjectStore, describe: str) -> None:
         self._store = store
         self.describe = describe  # for messages: never carries credentials
-        self._probe = f"health/{uuid.uuid4().hex}"
 
     def _unavailable(self, exc: BaseException, what: str) -> BackendUnavailable:
         return BackendUnavailable("blocks", f"{self.describe}: {what} failed: {exc}")
@@ -167,12 +166,13 @@ class ObstoreBlockStore:
             raise self._unavailable(exc, "delete") from exc
 
     async def check(self) -> None:
-        """A real round trip: write, read back and delete this process's probe object."""
+        """A real round trip: write, read back and delete a probe object of its own."""
         token = secrets.token_bytes(16)
+        probe = f"health/{uuid.uuid4().hex}"  # one per check: checks may run concurrently
         try:
-            await obstore.put_async(self._store, self._probe, token)
-            got = bytes(await (await obstore.get_async(self._store, self._probe)).bytes_async())
-            await obstore.delete_async(self._store, self._probe)
+            await obstore.put_async(self._store, probe, token)
+            got = bytes(await (await obstore.get_async(self._store, probe)).bytes_async())
+            await obstore.delete_async(self._store, probe)
         except _FAILED as exc:
             raise self._unavailable(exc, "health round trip") from exc
         if got != token:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import timedelta
 
@@ -125,7 +126,7 @@ async def test_body_failing_mid_stream_leaves_nothing(store):
 
 async def test_health_check_round_trip(store):
     await store.check()
-    await store.check()
+    await asyncio.gather(*(store.check() for _ in range(5)))  # concurrent checks: no clash
     assert leftovers(store) == []
 
 

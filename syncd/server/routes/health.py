@@ -26,13 +26,22 @@ CHECK_TIMEOUT = 5.0  # seconds a backend may take to answer before it counts as 
 BACKENDS = ("meta", "blocks", "notify")
 
 
-async def _meta(b: Backends) -> dict:
-    check = getattr(b.meta, "check", None)  # a sharded store checks every shard
-    if callable(check):
-        found = await run_sync(check)
-        return found if isinstance(found, dict) else {}
-    await run_sync(b.meta.namespace, 0)
+def _query_meta(meta: object) -> dict:
+    """Blocking: one query on a single database; on a sharded store, the directory's
+    shard list read afresh and one query on every shard."""
+    shards = getattr(meta, "shards", None)
+    store = getattr(meta, "store", None)
+    if callable(shards) and callable(store):
+        found = shards(fresh=True)
+        for shard in found:
+            store(shard.id).seq(0)
+        return {"shards": len(found)}
+    meta.namespace(0)  # type: ignore[attr-defined]
     return {}
+
+
+async def _meta(b: Backends) -> dict:
+    return await run_sync(_query_meta, b.meta)
 
 
 async def _blocks(b: Backends) -> dict:
