@@ -182,6 +182,17 @@ class Stack:
 
         wait_until(ready, "haproxy to pass requests to a healthy server", 30)
 
+    def sessions(self) -> list[int]:
+        """Connections haproxy has open to each server now (from its CSV stats)."""
+        import csv
+
+        import httpx
+
+        text = httpx.get(f"http://127.0.0.1:{self.stats_port}/;csv", timeout=5).text
+        rows = csv.DictReader(text.lstrip("# ").splitlines())
+        current = {r["svname"]: int(r["scur"] or 0) for r in rows if r["pxname"] == "servers"}
+        return [current.get(f"s{i}", 0) for i in range(len(self.ports))]
+
     def kill_server(self, i: int) -> None:
         """kill -9 one server process (the crash the stack must ride out)."""
         self.procs[i].kill()
