@@ -32,7 +32,7 @@ PG_ADMIN = os.environ.get("SYNCD_STACK_PG", "postgresql://postgres@127.0.0.1:543
 NATS = "nats://127.0.0.1:4222"
 
 
-def _admin_sql(sql: str) -> None:
+def admin_sql(sql: str) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG_ADMIN}/postgres", autocommit=True, connect_timeout=5) as conn:
@@ -113,8 +113,8 @@ class Stack:
         names = ["directory", *(f"shard{i}" for i in range(self.shards))]
         for name in names:
             full = f"{self.db_prefix}{name}"
-            _admin_sql(f'DROP DATABASE IF EXISTS "{full}" WITH (FORCE)')
-            _admin_sql(f'CREATE DATABASE "{full}"')
+            admin_sql(f'DROP DATABASE IF EXISTS "{full}" WITH (FORCE)')
+            admin_sql(f'CREATE DATABASE "{full}"')
             self.databases.append(full)
         from syncd.server.metastore import open_metastore
 
@@ -225,7 +225,7 @@ class Stack:
         if not keep:
             for name in self.databases:
                 try:
-                    _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 except Exception as exc:  # report, and go on stopping the rest
                     print(f"stack: could not drop {name}: {exc}", file=sys.stderr)
             self.databases.clear()
