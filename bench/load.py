@@ -33,6 +33,7 @@ from pathlib import Path
 import blake3
 import httpx
 
+from bench.load_nats import nats_throughput
 from bench.load_shard import shard_commits
 from bench.load_targets import TARGETS, Target, cpu_count, raise_fd_limit
 
@@ -161,9 +162,16 @@ async def api_load(target: Target, concurrency: int, seconds: float) -> dict:
         result: dict = {"rss_idle_mib": round(target.rss_mib(), 1)}
         caps = {"put_4m": 400}
         for name, op in ops(known).items():
+            cpu0 = target.cpu_seconds()
             with RssSampler(target) as rss:
                 times, wall = await phase(clients, op, seconds, caps.get(name, 100_000))
-            result[name] = {**summary(times, wall), "rss_peak_mib": round(rss.peak, 1)}
+            cpu = target.cpu_seconds() - cpu0
+            result[name] = {
+                **summary(times, wall),
+                "rss_peak_mib": round(rss.peak, 1),
+                "server_cpu_s": round(cpu, 2),
+                "per_cpu_s": round(len(times) / cpu, 1) if cpu > 0 else None,
+            }
             print(f"  {name:8} {result[name]}", flush=True)
         return result
 
@@ -192,10 +200,15 @@ async def idle_feeds(target: Target, feeds: int, users: int = 20) -> dict:
             await asyncio.sleep(0.25)
         opened = time.perf_counter() - t0
         held, rss_held = health["waiters"], target.rss_mib()
+        cpu0 = target.cpu_seconds()
+        await asyncio.sleep(5)  # held and idle: what do they cost?
+        idle_cpu = target.cpu_seconds() - cpu0
+        cpu1 = target.cpu_seconds()
         t1 = time.perf_counter()
         await asyncio.gather(*(c.commit("wake.txt") for c in clients))
         woke = await asyncio.gather(*polls, return_exceptions=True)
         wake_all = time.perf_counter() - t1
+        wake_cpu = target.cpu_seconds() - cpu1
     notified = sum(1 for w in woke if w == "notify")
     result = {
         "feeds": feeds,
@@ -207,20 +220,25 @@ async def idle_feeds(target: Target, feeds: int, users: int = 20) -> dict:
         "woken_by_notify": notified,
         "errors": sum(1 for w in woke if isinstance(w, BaseException)),
         "wake_all_seconds": round(wake_all, 3),
+        "idle_cpu_s_per_5s": round(idle_cpu, 3),
+        "cpu_ms_per_wake": round(wake_cpu * 1000 / max(held, 1), 2),
     }
     print(f"  feeds    {result}", flush=True)
     return result
 
 
 def table(results: dict) -> str:
-    lines = [f"{'target':44} {'op':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}"]
+    lines = [
+        f"{'target':44} {'op':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8}"
+        f" {'req/CPU-s':>9}"
+    ]
     for target, r in results["targets"].items():
         for op in ("has", "put_64k", "put_4m", "commit", "list"):
             if op in r:
                 x = r[op]
                 lines.append(
                     f"{target:44} {op:8} {x['rps']:8.1f} {x['p50_ms']:8.2f} {x['p99_ms']:8.2f}"
-                    f" {x['rss_peak_mib']:8.1f}"
+                    f" {x['rss_peak_mib']:8.1f} {x['per_cpu_s'] or 0:9.1f}"
                 )
         if "feeds" in r:
             f = r["feeds"]
@@ -230,6 +248,12 @@ def table(results: dict) -> str:
             )
     for kind, s in results.get("shard_commits", {}).items():
         lines.append(f"{'commits straight into ' + kind:44} {s['summary']}")
+    if "nats" in results:
+        n = results["nats"]
+        lines.append(
+            f"{'NATS, one publisher -> one wildcard sub':44} {n['publish_per_s']} published/s,"
+            f" {n['delivered_per_s']} delivered/s ({n['received']}/{n['messages']})"
+        )
     return "\n".join(lines)
 
 
@@ -240,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--feeds", type=int, default=2000, help="idle long-polls to hold")
     parser.add_argument("--shard-seconds", type=float, default=5.0)
+    parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="for the NATS figure")
     parser.add_argument("--quick", action="store_true", help="1 s phases, 200 feeds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -269,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             target.stop()
     results["shard_commits"] = shard_commits(work, args.shard_seconds)
+    results["nats"] = nats_throughput(args.nats)
     results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")

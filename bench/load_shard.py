@@ -63,11 +63,21 @@ def _run(url: str, seconds: float, threads: int, batch: int) -> dict:
         "threads": threads,
         "ops_per_commit": batch,
         "commits": len(times),
+        "files": len(times) * batch,
         "commits_per_s": round(len(times) / wall, 1),
         "ops_per_s": round(len(times) * batch / wall, 1),
         "p50_ms": round(qs[49] * 1000, 2),
         "p99_ms": round(qs[98] * 1000, 2),
     }
+
+
+def _pg_size() -> int:
+    """The shard database's size on disk, after a checkpoint (tables, indexes, TOAST)."""
+    import psycopg
+
+    admin_sql("CHECKPOINT")
+    with psycopg.connect(f"{PG_ADMIN}/{DB}") as conn:
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
 
 def shard_commits(work: Path, seconds: float, threads: int = 8) -> dict:
@@ -81,6 +91,7 @@ def shard_commits(work: Path, seconds: float, threads: int = 8) -> dict:
     }
     try:
         for kind, url in kinds.items():
+            size_before = _pg_size() if url.startswith("postgresql") else None
             single = _run(url, seconds, threads, 1)
             batch = _run(url, seconds, threads, 100)
             out[kind] = {
@@ -89,6 +100,11 @@ def shard_commits(work: Path, seconds: float, threads: int = 8) -> dict:
                 "summary": f"{single['commits_per_s']} commits/s (1 op, p99 {single['p99_ms']} ms)"
                 f", {batch['ops_per_s']} ops/s in commits of 100",
             }
+            if size_before is not None:
+                files = single["files"] + batch["files"]
+                per_file = (_pg_size() - size_before) / files
+                out[kind]["bytes_per_file"] = round(per_file)
+                out[kind]["summary"] += f"; {per_file:.0f} B on disk per file committed"
             print(f"  {kind}: {out[kind]['summary']}", flush=True)
     finally:
         admin_sql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')

@@ -26,6 +26,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Target:
     """A running deployment: its URL, metastore URL, and the server pids behind it."""
@@ -38,6 +44,10 @@ class Target:
 
     def rss_mib(self) -> float:
         return sum(rss_mib(p) for p in self.pids)
+
+    def cpu_seconds(self) -> float:
+        """CPU the server processes have used (not haproxy, the databases or moto)."""
+        return sum(cpu_seconds(p) for p in self.pids)
 
     def create_users(self, n: int, tag: str) -> list[dict]:
         """n users made directly in the metastore, each logged in: {token, ns}."""
