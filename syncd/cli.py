@@ -113,6 +113,14 @@ def main(ctx: click.Context, home_dir: Path | None) -> None:
 )
 @click.option("--quota", default=None, help="Storage quota per user, e.g. 10GiB [unlimited].")
 @click.option(
+    "--chunk-redirect",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Answer chunk downloads with a redirect to a signed URL valid this long (S3 only),"
+    " so an HTTP cache or CDN can carry them.",
+)
+@click.option(
     "--rate-limit-storage",
     default="memory://",
     show_default=True,
@@ -132,6 +140,7 @@ def server(
     tls_key: Path | None,
     quota: str | None,
     rate_limit_storage: str,
+    chunk_redirect: float | None,
 ) -> None:
     """Run the sync server in the foreground (embedded: SQLite + local disk)."""
     if ctx.invoked_subcommand is not None:
@@ -154,6 +163,7 @@ def server(
         notify_url=notify_url,
         quota_bytes=quota_bytes,
         limits=Limits(storage_url=rate_limit_storage),
+        chunk_redirect_ttl=chunk_redirect,
     )
     tls = TLS(tls_cert, tls_key) if tls_cert and tls_key else None
     scheme = "https" if tls else "http"

@@ -29,6 +29,7 @@ class ServerConfig:
     chunking: tuple[int, int, int] | None = None  # (min, avg, max) for new namespaces
     quota_bytes: int | None = None  # per-user storage quota; None: unlimited
     limits: Limits = field(default_factory=Limits)  # failed login / bad token rate limits
+    chunk_redirect_ttl: float | None = None  # answer chunk GETs with a signed URL (S3 only)
 
     def resolved_meta_url(self) -> str:
         return self.meta_url or f"sqlite:///{(self.data / 'meta.sqlite3').resolve()}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
+from datetime import timedelta
 from typing import TypeVar
 
 import blake3
@@ -149,7 +150,11 @@ async def put_batch(request: Request, ns: NamespaceDep, b: BackendsDep) -> dict:
     return {"stored": [cid for cid, _ in frames]}
 
 
-@router.get("/v1/ns/{ns}/chunks/{chunk_id}", summary="Download one chunk")
+@router.get(
+    "/v1/ns/{ns}/chunks/{chunk_id}",
+    summary="Download one chunk",
+    responses={307: {"description": "With --chunk-redirect: fetch it from this signed URL"}},
+)
 async def get_chunk(chunk_id: str, request: Request, ns: NamespaceDep, b: BackendsDep) -> Response:
     _check_ids([chunk_id])
     if await run_sync(b.meta.owns_chunk, ns.id, chunk_id) is None:
@@ -158,6 +163,12 @@ async def get_chunk(chunk_id: str, request: Request, ns: NamespaceDep, b: Backen
     headers = {"ETag": etag, "Cache-Control": CACHE_FOREVER}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
+    if b.config.chunk_redirect_ttl:  # D3 checked above: only now is a URL handed out
+        ttl = timedelta(seconds=b.config.chunk_redirect_ttl)
+        signed = await b.blocks.signed_url(chunk_id, ttl)
+        if signed is not None:
+            headers = {"Location": signed, "ETag": etag, "Cache-Control": "private, no-store"}
+            return Response(status_code=307, headers=headers)
     try:
         reader = await b.blocks.open(chunk_id)
     except ChunkNotFound:
