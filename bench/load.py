@@ -191,6 +191,7 @@ async def idle_feeds(target: Target, feeds: int, users: int = 20) -> dict:
             r = await c.call("GET", "changes", params={"cursor": 0, "timeout": 90})
             return r.json()["woke"]
 
+        cpu_open = target.cpu_seconds()
         polls = [asyncio.ensure_future(hold(clients[i % users])) for i in range(feeds)]
         t0 = time.perf_counter()
         while True:
@@ -200,6 +201,7 @@ async def idle_feeds(target: Target, feeds: int, users: int = 20) -> dict:
             await asyncio.sleep(0.25)
         opened = time.perf_counter() - t0
         held, rss_held = health["waiters"], target.rss_mib()
+        open_cpu = target.cpu_seconds() - cpu_open
         cpu0 = target.cpu_seconds()
         await asyncio.sleep(5)  # held and idle: what do they cost?
         idle_cpu = target.cpu_seconds() - cpu0
@@ -222,6 +224,7 @@ async def idle_feeds(target: Target, feeds: int, users: int = 20) -> dict:
         "wake_all_seconds": round(wake_all, 3),
         "idle_cpu_s_per_5s": round(idle_cpu, 3),
         "cpu_ms_per_wake": round(wake_cpu * 1000 / max(held, 1), 2),
+        "cpu_ms_per_open": round(open_cpu * 1000 / max(held, 1), 2),
     }
     print(f"  feeds    {result}", flush=True)
     return result
