@@ -1,7 +1,7 @@
 """The capacity plan's arithmetic, from bench/results/load.json: every derived figure in
 docs/SCALING.md is printed here with its formula, so a new measurement re-derives it.
 
-    python -m bench.plan [bench/results/load.json]
+    python -m bench.plan [--measured] [bench/results/load.json]
 
 Seed figures (1 B accounts, 100 M active, 2 devices each, 100 files of 100 KB) and the
 assumptions marked A1… are constants below; everything else comes from the JSON.
@@ -191,6 +191,39 @@ def plan(r: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def measured(r: dict) -> str:
+    """The measured figures as docs/SCALING.md shows them."""
+    out = [
+        "| target | op | req/s (wall) | p50 ms | p99 ms | peak RSS MiB | req per server CPU-s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for target, t in r["targets"].items():
+        for op in ("has", "put_64k", "put_4m", "commit", "list"):
+            x = t[op]
+            out.append(
+                f"| {target} | {op} | {x['rps']:,.0f} | {x['p50_ms']:.0f} | {x['p99_ms']:.0f}"
+                f" | {x['rss_peak_mib']:.0f} | {x['per_cpu_s']:,.0f} |"
+            )
+    for target, t in r["targets"].items():
+        if "feeds" in t:
+            f = t["feeds"]
+            out.append(
+                f"\n{target}: {f['held']:,} feeds held, {f['kib_per_feed']} KiB each "
+                f"(RSS {f['rss_before_mib']:.0f} → {f['rss_held_mib']:.0f} MiB), "
+                f"{f['cpu_ms_per_open']} CPU-ms to open one, {f['cpu_ms_per_wake']} to wake one,"
+                f" {f['idle_cpu_s_per_5s']} CPU-s per 5 s idle; "
+                f"{f['woken_by_notify']:,}/{f['feeds']:,} woken by notify."
+            )
+    for kind, x in r["shard_commits"].items():
+        out.append(f"\n{kind}: {x['summary']}.")
+    n = r["nats"]
+    out.append(
+        f"\nNATS: {n['publish_per_s']:,} published/s, {n['delivered_per_s']:,} delivered/s"
+        f" ({n['received']:,}/{n['messages']:,})."
+    )
+    return "\n".join(out)
+
+
 def markdown(rows: list[tuple[str, str, str]]) -> str:
     out = ["| figure | value | derived as |", "|---|---:|---|"]
     out += [f"| {name} | {value} | {formula} |" for name, value, formula in rows]
@@ -199,8 +232,11 @@ def markdown(rows: list[tuple[str, str, str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0]) if args else RESULTS
-    print(markdown(plan(json.loads(path.read_text()))))
+    paths = [a for a in args if not a.startswith("--")]
+    results = json.loads((Path(paths[0]) if paths else RESULTS).read_text())
+    if "--measured" in args:
+        print(measured(results) + "\n")
+    print(markdown(plan(results)))
     return 0
 
 
