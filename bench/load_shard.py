@@ -1,87 +1,35 @@
-"""Commits/s straight into one metadata database, no HTTP: one PostgreSQL shard, and
-SQLite as the same-run baseline. Threads commit single-file ops (each its own
-transaction), each thread in its own namespace, as many users' devices would."""
+"""Commits/s straight into one metadata database (bench.pg_commits' writers: one thread
+per user, each committing ~100 KB files of two owned chunks), for one PostgreSQL shard
+and SQLite in the same run, plus what each committed file costs on the shard's disk."""
 
 from __future__ import annotations
 
-import os
-import statistics
-import threading
 import time
 from pathlib import Path
 
-import blake3
+import psycopg
 
+from bench.pg_commits import run as files_per_second
 from deploy.stack import PG_ADMIN, admin_sql
 
 DB = "syncd_bench_shard"
 
 
-def _run(url: str, seconds: float, threads: int, batch: int) -> dict:
-    from syncd.server.metastore import CommitOp, open_metastore
-
-    meta = open_metastore(url)
-    try:
-        chunk = os.urandom(1024)
-        cid = blake3.blake3(chunk).hexdigest()
-        users = [
-            meta.create_user(f"c{i}-{os.urandom(3).hex()}", None, "x", (1024, 4096, 16384))
-            for i in range(threads)
-        ]
-        for u in users:
-            meta.add_chunks(u.namespace, [(cid, len(chunk))])
-        times: list[float] = []
-        lock = threading.Lock()
-        deadline = time.perf_counter() + seconds
-
-        def worker(ns: int) -> None:
-            n = 0
-            while time.perf_counter() < deadline:
-                ops = [
-                    CommitOp(f"d/{n}-{k}", "file", None, len(chunk), blocks=((cid, len(chunk)),))
-                    for k in range(batch)
-                ]
-                n += 1
-                t0 = time.perf_counter()
-                results = meta.commit(ns, ops, "bench", "dev", time.time())
-                elapsed = time.perf_counter() - t0
-                assert all(r.status == "ok" for r in results)
-                with lock:
-                    times.append(elapsed)
-
-        started = time.perf_counter()
-        pool = [threading.Thread(target=worker, args=(u.namespace,)) for u in users]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-        wall = time.perf_counter() - started
-    finally:
-        meta.close()
-    qs = statistics.quantiles(times, n=100, method="inclusive")
-    return {
-        "threads": threads,
-        "ops_per_commit": batch,
-        "commits": len(times),
-        "files": len(times) * batch,
-        "commits_per_s": round(len(times) / wall, 1),
-        "ops_per_s": round(len(times) * batch / wall, 1),
-        "p50_ms": round(qs[49] * 1000, 2),
-        "p99_ms": round(qs[98] * 1000, 2),
-    }
-
-
-def _pg_size() -> int:
-    """The shard database's size on disk, after a checkpoint (tables, indexes, TOAST)."""
-    import psycopg
-
-    admin_sql("CHECKPOINT")
+def _pg(sql: str) -> int:
     with psycopg.connect(f"{PG_ADMIN}/{DB}") as conn:
-        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        return conn.execute(sql).fetchone()[0]
+
+
+def _size() -> int:
+    """The shard database's size on disk after a checkpoint (tables, indexes, TOAST)."""
+    admin_sql("CHECKPOINT")
+    return _pg("SELECT pg_database_size(current_database())")
 
 
 def shard_commits(work: Path, seconds: float, threads: int = 8) -> dict:
-    """{kind: {single: …, batch100: …, summary: str}} for SQLite and one PostgreSQL shard."""
+    """{kind: {files_per_s_1, files_per_s_100, summary[, bytes_per_file]}}."""
+    from syncd.server.metastore import open_metastore
+
     out: dict = {}
     admin_sql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     admin_sql(f'CREATE DATABASE "{DB}"')
@@ -91,18 +39,24 @@ def shard_commits(work: Path, seconds: float, threads: int = 8) -> dict:
     }
     try:
         for kind, url in kinds.items():
-            size_before = _pg_size() if url.startswith("postgresql") else None
-            single = _run(url, seconds, threads, 1)
-            batch = _run(url, seconds, threads, 100)
+            meta = open_metastore(url)
+            is_pg = url.startswith("postgresql")
+            try:
+                before = _size() if is_pg else 0
+                tag = f"load-{int(time.time())}"
+                single = files_per_second(meta, threads, 1, seconds, f"{tag}-1")
+                batch = files_per_second(meta, threads, 100, seconds, f"{tag}-100")
+            finally:
+                meta.close()
             out[kind] = {
-                "single": single,
-                "batch100": batch,
-                "summary": f"{single['commits_per_s']} commits/s (1 op, p99 {single['p99_ms']} ms)"
-                f", {batch['ops_per_s']} ops/s in commits of 100",
+                "threads": threads,
+                "commits_per_s": round(single, 1),  # one file per commit
+                "files_per_s_in_commits_of_100": round(batch, 1),
+                "summary": f"{single:.0f} commits/s of 1 file ({threads} writers),"
+                f" {batch:.0f} files/s in commits of 100",
             }
-            if size_before is not None:
-                files = single["files"] + batch["files"]
-                per_file = (_pg_size() - size_before) / files
+            if is_pg:
+                per_file = (_size() - before) / _pg("SELECT count(*) FROM journal")
                 out[kind]["bytes_per_file"] = round(per_file)
                 out[kind]["summary"] += f"; {per_file:.0f} B on disk per file committed"
             print(f"  {kind}: {out[kind]['summary']}", flush=True)

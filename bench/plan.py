@@ -119,7 +119,7 @@ def plan(r: dict) -> list[tuple[str, str, str]]:
         "max(feed-memory bound, CPU bound)",
     )
     # metadata
-    shard_cps = pg["single"]["commits_per_s"]
+    shard_cps = pg["commits_per_s"]
     by_rate = row(
         "PostgreSQL shards for the commit rate",
         peak / (shard_cps * HEADROOM),
