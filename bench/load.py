@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -286,6 +287,18 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {},
     }
     work = Path(tempfile.mkdtemp(prefix="syncd-load-"))
+    try:
+        run_all(args, work, results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print("\n" + table(results))
+    print(f"\nwritten to {args.out}; load generator and servers share {cpu_count()} cores")
+    return 0
+
+
+def run_all(args: argparse.Namespace, work: Path, results: dict) -> None:
     for key in [t for t in args.targets.split(",") if t]:
         target = TARGETS[key](work)
         print(f"{target.name}: {target.url}", flush=True)
@@ -299,11 +312,6 @@ def main(argv: list[str] | None = None) -> int:
     results["shard_commits"] = shard_commits(work, args.shard_seconds)
     results["nats"] = nats_throughput(args.nats)
     results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print("\n" + table(results))
-    print(f"\nwritten to {args.out}; load generator and servers share {cpu_count()} cores")
-    return 0
 
 
 if __name__ == "__main__":
