@@ -1,8 +1,9 @@
 """The client daemon: wires watcher, change feed, sync loop and control socket together.
 
-Threads: the sync loop (the only one touching the index and the folder), the watcher
-and the change feed (both only post events), and the control socket (answers from the
-status snapshot, posts pause/resume, and asks the server for ls/history/restore).
+Threads: the sync loop (the only one writing the index and the folder), the watcher
+and the change feed (both only post events), the control socket (answers from the
+status snapshot, posts pause/resume, and asks the server for ls/history/restore) and
+the desktop notifier (turns status changes into notifications).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from pathlib import Path
 from syncd.chunker import ChunkParams
 from syncd.control import ControlServer
 from syncd.credentials import load_token
-from syncd.engine.conflicts import is_conflicted_copy
+from syncd.engine.conflicts import MARK, is_conflicted_copy
 from syncd.engine.localfs import LocalFS
 from syncd.engine.loop import SyncLoop
 from syncd.errors import SyncdError, TransportError
 from syncd.home import ClientHome
 from syncd.indexer.db import Index
 from syncd.indexer.ignore import STATE_DIR, Ignore
+from syncd.notifications import DesktopNotices, StatusNotifier
 from syncd.paths import validate_path
 from syncd.status import SyncStatus
 from syncd.transport.client import ServerClient
@@ -32,6 +34,8 @@ log = logging.getLogger("syncd.daemon")
 # 50 ms of quiet coalesces it while keeping propagation well under a second.
 WATCH_QUIET = 0.05
 WATCH_MAX_DELAY = 2.0
+MAX_WAIT = 30.0  # seconds a `wait` request may block
+MAX_LISTED_CONFLICTS = 100  # conflicted copies listed in the status (all are counted)
 
 
 class Daemon:
@@ -48,7 +52,17 @@ class Daemon:
         self._check_folder()
         self.client = ServerClient(cfg.server_url, token, ca=cfg.ca)
         self.feed_client = ServerClient(cfg.server_url, token, ca=cfg.ca)
-        self.status = SyncStatus(folder=str(self.root), server=cfg.server_url, device=cfg.device)
+        self.status = SyncStatus(
+            folder=str(self.root),
+            server=cfg.server_url,
+            device=cfg.device,
+            initial=self.index.get_meta("cursor") is None,  # never synced: the initial sync
+        )
+        self._reader = Index.open(home.index_path)  # control queries; the loop owns `index`
+        self._reader_lock = threading.Lock()
+        self._conflict_cache: tuple[object, list[str]] | None = None
+        self.notices = DesktopNotices()
+        self.notifier = StatusNotifier(self._status, self.status.wait_change, self.notices)
         self.loop = SyncLoop(
             root=self.root,
             index=self.index,
@@ -98,6 +112,7 @@ class Daemon:
 
     def run(self) -> None:
         self.control.start()
+        self.notifier.start()
         self.watcher.start()
         self.feed.start()
         waker = threading.Thread(
@@ -110,16 +125,23 @@ class Daemon:
         finally:
             self.feed.stop()
             self.watcher.stop()
+            self.notifier.stop()
             self.control.close()
             self.client.close()
             self.index.close()
+            with self._reader_lock:
+                self._reader.close()
             log.info("stopped")
 
     # -- control socket ----------------------------------------------------------------
     def handle(self, cmd: str, args: dict) -> dict:
         ns = self.cfg.namespace
         if cmd == "status":
-            return {**self.status.snapshot(), "chunk_avg": self.cfg.chunking.get("avg")}
+            return self._status()
+        if cmd == "wait":  # long poll: answer once the status changed (or at the timeout)
+            since = int(args.get("since", -1))
+            self.status.wait_change(since, min(MAX_WAIT, float(args.get("seconds", 10.0))))
+            return self._status()
         if cmd in ("pause", "resume"):
             self.loop.post(cmd)
             self.status.update(paused=cmd == "pause")
@@ -161,12 +183,32 @@ class Daemon:
         self.loop.post("remote")
         return entry
 
+    def _status(self) -> dict:
+        snap = self.status.snapshot()
+        conflicts = self._cached_conflicts((snap["last_sync"], len(snap["conflicts_made"])))
+        return {
+            **snap,
+            "conflict_count": len(conflicts),
+            "conflicts": conflicts[:MAX_LISTED_CONFLICTS],
+            "log": str(self.home.log_path),
+            "notifications": self.notices.state(),
+            "chunk_avg": self.cfg.chunking.get("avg"),
+        }
+
+    def _cached_conflicts(self, key: object) -> list[str]:
+        """Conflicted copies in the folder, read again only after a sync cycle or a new
+        conflict (the tray asks on every status change)."""
+        cached = self._conflict_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        paths = self._conflicts()
+        self._conflict_cache = (key, paths)
+        return paths
+
     def _conflicts(self) -> list[str]:
-        reader = Index.open(self.home.index_path)
-        try:
-            return sorted(p for p in reader.all("local") if is_conflicted_copy(p))
-        finally:
-            reader.close()
+        with self._reader_lock:
+            found = self._reader.paths_containing("local", MARK)
+        return [p for p in found if is_conflicted_copy(p)]
 
 
 def run_daemon(home: ClientHome, stop_event: threading.Event) -> None:

@@ -105,6 +105,10 @@ def test_conflict_keeps_both_versions(pair):
     assert len(copies) == 1 and copies[0].endswith(").txt")
     assert tree[copies[0]][1] == b"b's edit"
     assert b.control("conflicts")["paths"] == copies
+    st = b.status()  # what the tray shows: "Conflicts (1)", and the recent change
+    assert (st["conflict_count"], st["conflicts"], st["conflicts_made"]) == (1, copies, copies)
+    recent = [(c["path"], c["direction"], c["action"]) for c in st["recent"]]
+    assert ("report.txt", "both", "conflict") in recent
 
 
 def test_edit_beats_concurrent_delete(pair):
@@ -179,6 +183,30 @@ def test_cli_commands_through_the_control_socket(pair):
     assert a.status()["state"] == "paused"
     syncd("resume", home=a.home)
     wait_for(lambda: a.status()["state"] != "paused", "resume")
+
+
+def test_wait_answers_on_a_change_and_the_status_lists_recent_changes(pair):
+    a, b = pair
+    st = a.status()
+    assert st["log"] == str(a.home / "daemon.log")
+    assert st["recent"] == [] and st["conflict_count"] == 0
+    # nothing changes: the long poll answers at its timeout with the same version
+    assert a.control("wait", since=st["version"], seconds=0.2)["version"] == st["version"]
+    write(a.folder / "docs/one.txt", "one")  # a change wakes a waiting client at once
+    assert a.control("wait", since=st["version"], seconds=25)["version"] != st["version"]
+    converge(a, b)
+    up = [(c["path"], c["direction"], c["action"]) for c in a.status()["recent"]]
+    down = [(c["path"], c["direction"], c["action"]) for c in b.status()["recent"]]
+    assert ("docs/one.txt", "up", "uploaded") in up
+    assert ("docs/one.txt", "down", "downloaded") in down
+    (b.folder / "docs/one.txt").unlink()
+    converge(a, b)
+    assert tuple(b.status()["recent"][0][k] for k in ("path", "direction", "action")) == (
+        "docs/one.txt",
+        "up",
+        "deleted",
+    )
+    assert a.status()["recent"][0]["action"] == "deleted"
 
 
 def test_status_without_daemon_says_so(tmp_path):

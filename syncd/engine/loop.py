@@ -204,9 +204,7 @@ class SyncLoop:
                 if not outcome.progress:
                     break
             self._replan = False
-            self.status.update(
-                files_up=0, bytes_up=0, files_down=0, bytes_down=0, last_sync=self.clock()
-            )
+            self.status.finish_cycle(self.clock())
         finally:
             self.status.update(busy=False)
 
@@ -343,7 +341,7 @@ class SyncLoop:
     def _show_pending(self, ops: list[Op]) -> None:
         up = [op for op in ops if isinstance(op, Upload | DeleteRemote | Conflict)]
         down = [op for op in ops if isinstance(op, Download | DeleteLocal | Conflict)]
-        self.status.update(
+        self.status.plan(
             files_up=len(up),
             bytes_up=sum(op.local.size for op in up if isinstance(op, Upload)),
             files_down=len(down),
@@ -368,6 +366,7 @@ class SyncLoop:
         for op in ops:
             if op.path not in outcome.problems:
                 self._failures_by_path.pop(op.path, None)
+        self.status.finished([c for op in ops if (c := _change(op, outcome)) is not None])
         if outcome.problems:
             self.status.update(problems={**self.status.problems, **outcome.problems})
             self._retry_later(set(outcome.problems))
@@ -400,3 +399,23 @@ class SyncLoop:
         self._failures += 1
         self.status.update(next_retry=now + delay, offline_reason=str(exc))
         return now + delay
+
+
+def _change(op: Op, outcome: Outcome) -> tuple[str, str, str, int] | None:
+    """A completed op as (path, direction, action, size) for the status; None if it
+    did not complete (it failed, or raced and is planned again) or is bookkeeping."""
+    if op.path in outcome.problems:
+        return None
+    if isinstance(op, Conflict):
+        return (op.path, "both", "conflict", op.remote.size)
+    if op.path in outcome.rescan:
+        return None
+    if isinstance(op, Upload):
+        return (op.path, "up", "uploaded", op.local.size)
+    if isinstance(op, DeleteRemote):
+        return (op.path, "up", "deleted", 0)
+    if isinstance(op, Download):
+        return (op.path, "down", "downloaded", op.remote.size)
+    if isinstance(op, DeleteLocal):
+        return (op.path, "down", "deleted", 0)
+    return None

@@ -259,6 +259,15 @@ class Index:
             )
         return [r[0] for r in rows]
 
+    def paths_containing(self, tree: Tree, text: str) -> list[str]:
+        """Sorted paths that contain `text`, read from the table (not the mirror), so a
+        second connection sees what the sync loop's connection has committed."""
+        table = _tree(tree)
+        rows = self.conn.execute(
+            f"SELECT path FROM {table} WHERE instr(path, ?) > 0 ORDER BY path", (text,)
+        )
+        return [r[0] for r in rows]
+
     # -- lookups for reuse -------------------------------------------------------------
     def find_local_by_inode(self, inode: int) -> FileState | None:
         row = self.conn.execute("SELECT path FROM local WHERE inode = ? LIMIT 1", (inode,))
