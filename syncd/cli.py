@@ -10,6 +10,7 @@ invalid path; 3 no daemon is running; 4 the server refused the credentials (Auth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -29,13 +30,14 @@ import click
 from syncd import __version__
 from syncd.control import control_request
 from syncd.daemonize import AlreadyRunning, PidFile, run_foreground, spawn_daemon, stop_daemon
+from syncd.display import clock, human_size
 from syncd.errors import (
     FatalError,
     InvalidPath,
     Offline,
     SyncdError,
 )
-from syncd.home import NOT_LINKED, ClientConfig, ClientHome
+from syncd.home import NOT_LINKED, ClientConfig, ClientHome, default_state_dir
 from syncd.paths import validate_path
 
 QUICK = 10.0  # seconds: commands the daemon answers from memory
@@ -287,6 +289,11 @@ def _forget_index(home: ClientHome) -> None:
     default=None,
     help="Verify the server's TLS certificate with this private CA (PEM).",
 )
+@click.option(
+    "--autostart/--no-autostart",
+    default=None,
+    help="Start syncd (and its tray icon) at login [default: ask, if interactive].",
+)
 @click.pass_obj
 def link(
     home: ClientHome,
@@ -296,6 +303,7 @@ def link(
     device: str | None,
     password_stdin: bool,
     ca: Path | None,
+    autostart: bool | None,
 ) -> None:
     """Log this device in to the server at URL and choose the folder to sync."""
     from syncd.credentials import KEYRING, delete_token, save_token  # keyring loads slowly
@@ -356,6 +364,13 @@ def link(
         )
     click.echo(f"Linked device {cfg.device!r} (id {cfg.device_id}) of {cfg.user} at {url}")
     click.echo(f"Folder: {folder}")
+    if autostart is None and not password_stdin and sys.stdin.isatty():
+        autostart = click.confirm("Start syncd automatically when you log in?", default=True)
+    if autostart:
+        for line in _autostart(home).enable():
+            click.echo(f"autostart: {line}")
+    elif autostart is None:
+        click.echo("Start syncd at login with: syncd autostart enable")
     click.echo("Start syncing with: syncd start")
 
 
@@ -396,27 +411,8 @@ def stop(home: ClientHome) -> None:
 
 
 # -- status ----------------------------------------------------------------------------------
-def human_size(n: int) -> str:
-    if n < 1000:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 999.95 or unit == "TB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
-
-
 def _files(count: int, nbytes: int) -> str:
     return f"{count} file{'' if count == 1 else 's'} ({human_size(nbytes)})"
-
-
-def clock(ts: float, now: float) -> str:
-    """Local time of `ts`: just the time if it is today, else date and time."""
-    t = time.localtime(ts)
-    if time.strftime("%Y-%m-%d", t) == time.strftime("%Y-%m-%d", time.localtime(now)):
-        return time.strftime("%H:%M:%S", t)
-    return time.strftime("%Y-%m-%d %H:%M:%S", t)
 
 
 def _headline(st: dict, now: float) -> str:
@@ -474,10 +470,33 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 @main.command()
 @json_option
+@click.option("--watch", is_flag=True, help="Keep watching: progress bars, rate and ETA.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1, max=30),
+    default=1.0,
+    show_default=True,
+    help="With --watch: seconds between refreshes while nothing changes.",
+)
+@click.option("--until-idle", is_flag=True, help="With --watch: exit once up to date.")
 @click.pass_obj
-def status(home: ClientHome, as_json: bool) -> None:
+def status(home: ClientHome, as_json: bool, watch: bool, interval: float, until_idle: bool) -> None:
     """What the daemon is doing: up to date, syncing, paused, offline or an error."""
     st = control_request(home.socket_path, "status", timeout=QUICK)
+    if watch:
+        from syncd.watchview import watch as watch_view
+
+        out = click.get_text_stream("stdout")
+        with contextlib.suppress(KeyboardInterrupt):
+            watch_view(
+                home.socket_path,
+                out,
+                tty=out.isatty(),
+                as_json=as_json,
+                interval=interval,
+                until_idle=until_idle,
+            )
+        return
     if as_json:
         _echo_json(st)
     else:
@@ -664,6 +683,93 @@ def revoke(home: ClientHome, device_id: int, force: bool) -> None:
         )
     control_request(home.socket_path, "revoke", timeout=SLOW, id=device_id)
     click.echo(f"Revoked device {device_id}")
+
+
+@main.command()
+@json_option
+@click.pass_obj
+def doctor(home: ClientHome, as_json: bool) -> None:
+    """Check this device's setup (server, token, keyring, inotify, disk, permissions)."""
+    from dataclasses import asdict
+
+    from syncd.doctor import report, run_checks
+
+    checks = run_checks(home)
+    if as_json:
+        _echo_json([asdict(c) for c in checks])
+    else:
+        click.echo(report(checks))
+    if any(c.level == "fail" for c in checks):
+        sys.exit(1)
+
+
+# -- the desktop -------------------------------------------------------------------------
+def _autostart(home: ClientHome) -> Any:
+    from syncd.autostart import Autostart, command_for
+
+    return Autostart(command_for(home.root, default_state_dir()))
+
+
+@main.group()
+def autostart() -> None:
+    """Start syncd at login: enable, disable, status."""
+
+
+@autostart.command("enable")
+@click.option("--no-tray", is_flag=True, help="Start only the daemon, not the tray icon.")
+@click.pass_obj
+def autostart_enable(home: ClientHome, no_tray: bool) -> None:
+    """Start the daemon (and the tray icon) whenever you log in."""
+    home.load_config()  # not linked: nothing to start
+    for line in _autostart(home).enable(tray=not no_tray):
+        click.echo(line)
+
+
+@autostart.command("disable")
+@click.pass_obj
+def autostart_disable(home: ClientHome) -> None:
+    """Stop starting syncd at login (a running daemon keeps running)."""
+    done = _autostart(home).disable()
+    click.echo("\n".join(done) if done else "autostart was not enabled")
+
+
+@autostart.command("status")
+@json_option
+@click.pass_obj
+def autostart_status(home: ClientHome, as_json: bool) -> None:
+    """Whether the daemon and the tray start at login, and how."""
+    from dataclasses import asdict
+
+    found = _autostart(home).status()
+    if as_json:
+        _echo_json([asdict(e) for e in found])
+        return
+    for e in found:
+        if not e.installed:
+            click.echo(f"{e.what}: not started at login (syncd autostart enable)")
+            continue
+        how = {
+            "systemd": "systemd user unit",
+            "xdg": "XDG autostart entry",
+            "launchd": "LaunchAgent",
+            "startup": "Startup-folder entry",
+        }[e.kind]
+        extra = f", {e.detail}" if e.detail else ""
+        stale = "" if e.current else " (outdated: run syncd autostart enable)"
+        click.echo(f"{e.what}: enabled — {how} {e.path}{extra}{stale}")
+
+
+@main.command()
+@click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True)
+@click.pass_obj
+def tray(home: ClientHome, log_level: str) -> None:
+    """Show the tray icon (status, recent changes, pause/resume) until closed."""
+    from syncd.daemonize import setup_logging
+    from syncd.tray import run_tray  # pystray and Pillow load only here
+
+    home.ensure()
+    setup_logging(home.root / "tray.log", log_level.lower(), to_stderr=sys.stderr.isatty())
+    run_tray(home)
 
 
 def run() -> None:

@@ -59,6 +59,11 @@ class ClientConfig:
         )
 
 
+def default_state_dir() -> Path:
+    """The state directory when neither --home nor $SYNCD_HOME says otherwise."""
+    return platformdirs.user_state_path("syncd")
+
+
 class ClientHome:
     """The state directory of one device; several homes can live on one machine."""
 
@@ -73,7 +78,7 @@ class ClientHome:
         env = os.environ.get(HOME_ENV)
         if env:
             return cls(env)
-        return cls(platformdirs.user_state_path("syncd"))
+        return cls(default_state_dir())
 
     def __repr__(self) -> str:
         return f"ClientHome({str(self.root)!r})"

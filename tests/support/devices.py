@@ -75,6 +75,8 @@ class DeviceProc:
     server: ServerProc
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sd-")))
     proc: subprocess.Popen | None = None
+    env_extra: dict[str, str] = field(default_factory=dict)  # more environment for the daemon
+    env_drop: tuple[str, ...] = ()  # variables the daemon must not see
 
     @property
     def home(self) -> Path:
@@ -93,7 +95,8 @@ class DeviceProc:
 
     def start(self) -> DeviceProc:
         log = (self.base / "daemon.out").open("ab")
-        env = {**os.environ, **HEADLESS_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in self.env_drop}
+        env.update({**HEADLESS_ENV, **self.env_extra})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "syncd", "--home", str(self.home), "start", "--foreground"],
             stdout=log,
