@@ -23,6 +23,18 @@ def _in_worker(run_action: Callable[[tuple[str, ...]], None], action: tuple[str,
     threading.Thread(target=run_action, args=(action,), name="tray-action", daemon=True).start()
 
 
+def popup_position(
+    pointer: tuple[int, int], menu: tuple[int, int], screen: tuple[int, int], gap: int = 16
+) -> tuple[int, int]:
+    """Where the menu's top-left corner goes: beside the icon under the pointer, not
+    over it — below a tray at the top of the screen, above one at the bottom, and
+    kept on the screen."""
+    (px, py), (mw, mh), (sw, sh) = pointer, menu, screen
+    y = py + gap if py < sh / 2 else py - gap - mh
+    x = px - mw if px + mw > sw else px
+    return max(0, min(x, sw - mw)), max(0, min(y, sh - mh))
+
+
 def build_menu(tk: Any, parent: Any, items: tuple[Item, ...], run_action: Callable) -> Any:
     """A tk.Menu holding `items` (submenus as cascades)."""
     menu = tk.Menu(parent, tearoff=0)
@@ -70,7 +82,12 @@ def run_with_popup(
         current.clear()
         menu = build_menu(tk, root, get_menu(), run_action)
         current.append(menu)
-        x, y = root.winfo_pointerxy()
+        menu.update_idletasks()
+        x, y = popup_position(
+            root.winfo_pointerxy(),
+            (menu.winfo_reqwidth(), menu.winfo_reqheight()),
+            (root.winfo_screenwidth(), root.winfo_screenheight()),
+        )
         try:
             menu.tk_popup(x, y)
         finally:

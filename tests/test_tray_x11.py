@@ -108,6 +108,8 @@ def test_tray_icon_docks_follows_the_daemon_and_its_menu_works(server, desktop, 
         shutil.copy(shot, RESULTS / "tray-screenshot.png")
 
         # the menu: status line, -, Open folder, Recent changes, Pause syncing, ...
+        # (no window manager here: keys go to the window under the pointer)
+        desktop.xdotool("mousemove", str(menu.x + 10), str(menu.y + 5))
         desktop.xdotool("key", "Down", "Down", "Down", "Return")
         wait_for(lambda: device.status()["state"] == "paused", "the menu to pause the daemon")
         desktop.wait(lambda: shows(desktop, "paused", "Paused"), "the icon to turn paused")
@@ -148,6 +150,8 @@ def test_tray_icon_docks_follows_the_daemon_and_its_menu_works(server, desktop, 
             "mousemove", str(win.x + win.width // 2), str(win.y + win.height // 2), "click", "1"
         )
         desktop.wait(lambda: desktop.windows("Menu"), "the not-running menu")
+        menu = desktop.windows("Menu")[0]
+        desktop.xdotool("mousemove", str(menu.x + 10), str(menu.y + 5))
         # status line, Start syncd, -, Open folder, Open log, -, Close tray
         desktop.xdotool("key", "Down", "Down", "Down", "Down", "Return")
         assert tray.wait(30) == 0

@@ -77,3 +77,12 @@ def test_long_paths_are_cut_in_the_middle_keeping_the_name():
     assert len(cut) <= 40 and cut.endswith("/summary.pdf") and "…" in cut
     long_name = shorten("x" * 100, 20)
     assert len(long_name) == 20 and long_name.startswith("x") and "…" in long_name
+
+
+def test_the_popup_opens_beside_the_icon_and_stays_on_screen():
+    from syncd.traypopup import popup_position
+
+    screen = (800, 480)
+    assert popup_position((787, 16), (150, 190), screen) == (637, 32)  # top-right tray
+    assert popup_position((20, 470), (150, 190), screen) == (20, 264)  # bottom-left panel
+    assert popup_position((400, 10), (900, 600), screen) == (0, 0)  # bigger than the screen
