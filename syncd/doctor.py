@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.display import human_size, plural
 from syncd.errors import AuthError, FatalError, SyncdError, TransportError
 from syncd.home import ClientConfig, ClientHome
 
@@ -50,7 +51,7 @@ def inotify_check(limit: int, dirs: int) -> Check:
         f"sudo sysctl fs.inotify.max_user_watches={n}   # now; to keep it after a reboot:\n"
         f"echo fs.inotify.max_user_watches={n} | sudo tee {SYSCTL_FILE}"
     )
-    what = f"{dirs:,} folders to watch, limit {limit:,} inotify watches"
+    what = f"{plural(dirs, 'folder')} to watch, limit {limit:,} inotify watches"
     if dirs >= limit:
         return Check("inotify", "fail", f"{what}: changes in some folders go unnoticed", fix)
     if dirs * 2 > limit:
@@ -59,8 +60,6 @@ def inotify_check(limit: int, dirs: int) -> Check:
 
 
 def disk_check(free: int, total: int, where: str) -> Check:
-    from syncd.display import human_size
-
     what = f"{human_size(free)} free of {human_size(total)} on {where}"
     if free < FREE_FAIL:
         return Check("disk", "fail", f"{what}: downloads will fail", "free some space")
@@ -113,8 +112,7 @@ def check_token(home: ClientHome, cfg: ClientConfig) -> Check:
         return Check(
             "token",
             "fail",
-            f"the server refused this device's token ({exc}); "
-            "it was revoked or the account changed",
+            f"the server refused this device's token: {exc}",
             RELINK,
         )
     except TransportError as exc:

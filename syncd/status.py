@@ -9,12 +9,14 @@ Every change bumps `version`; `wait_change(since, timeout)` lets a client (the t
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+log = logging.getLogger("syncd.status")
 RECENT = 20  # changes kept for the tray's "Recent changes" and `status --watch`
 DIRECTIONS = ("up", "down")
 
@@ -105,6 +107,9 @@ class SyncStatus:
     def plan(self, files_up: int, bytes_up: int, files_down: int, bytes_down: int) -> None:
         """A planning round found this much to do; it adds to the current batch."""
         with self._lock:
+            if self.offline_since is not None:  # the plan rests on a pull: we are back
+                log.info("back online")
+                self.offline_since = self.next_retry = self.offline_reason = None
             self.files_up, self.bytes_up = files_up, bytes_up
             self.files_down, self.bytes_down = files_down, bytes_down
             if self.batch_started is None:

@@ -67,9 +67,10 @@ class Rates:
             t = totals(snap, (d,))
             meter = self.meters[d]
             meter.add(now, t.bytes_done)
+            active = bool(t.files_total)  # nothing to do this way: no rate, no ETA
             out[d] = {
-                "rate": meter.rate(),
-                "eta": meter.eta(t.bytes_left) if t.bytes_total else None,
+                "rate": meter.rate() if active else None,
+                "eta": meter.eta(t.bytes_left) if active and t.bytes_total else None,
             }
         return out
 

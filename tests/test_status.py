@@ -77,3 +77,12 @@ def test_version_moves_only_on_a_real_change_and_wakes_waiters():
     waiter.join(30)
     assert got == [v0 + 1]
     assert st.wait_change(v0, 60) == v0 + 1  # already different: at once
+
+
+def test_a_plan_after_an_outage_means_back_online():
+    st = SyncStatus(clock=FakeClock())
+    st.update(offline_since=900.0, next_retry=1010.0, offline_reason="refused", busy=True)
+    assert st.snapshot()["state"] == "offline"
+    st.plan(files_up=2, bytes_up=10, files_down=0, bytes_down=0)  # the pull got through
+    snap = st.snapshot()
+    assert snap["state"] == "syncing" and snap["offline_since"] is None
