@@ -60,6 +60,12 @@ def snapshot(folder: Path) -> dict[str, tuple]:
     return tree
 
 
+def write(path: Path, data: bytes | str) -> None:
+    """Write a file in a device's folder, creating its parent folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
 def wait_for(cond: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
     """Wait until `cond()` holds (a generous bound against hangs, not a speed check)."""
     deadline = time.monotonic() + timeout
@@ -77,6 +83,7 @@ class DeviceProc:
     proc: subprocess.Popen | None = None
     env_extra: dict[str, str] = field(default_factory=dict)  # more environment for the daemon
     env_drop: tuple[str, ...] = ()  # variables the daemon must not see
+    via: str | None = None  # link to this URL (a FaultProxy's) instead of the server's
 
     @property
     def home(self) -> Path:
@@ -87,7 +94,7 @@ class DeviceProc:
         return self.base / "folder"
 
     def link(self, user: str, password: str = "correct horse") -> None:
-        args = ["link", self.server.url, "--user", user, "--folder", str(self.folder)]
+        args = ["link", self.via or self.server.url, "--user", user, "--folder", str(self.folder)]
         args += ["--device", self.name, "--password-stdin"]
         if self.server.ca:
             args += ["--ca", self.server.ca]
@@ -128,6 +135,9 @@ class DeviceProc:
         from syncd.control import control_request
 
         return control_request(self.home / "control.sock", cmd, timeout=30, **args)
+
+    def daemon_alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def idle(self) -> bool:
         st = self.status()
