@@ -42,6 +42,15 @@ PATH_RETRY_MAX = 300.0
 MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
 
 
+Timer = Callable[[float, Callable[[], None]], None]  # run a callback once, after a delay
+
+
+def _start_timer(delay: float, callback: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, callback)
+    timer.daemon = True
+    timer.start()
+
+
 @dataclass(frozen=True)
 class Event:
     kind: str  # "dirty" | "retry" | "rescan" | "remote" | "pause" | "resume" | "online" | "wake"
@@ -65,6 +74,7 @@ class SyncLoop:
         settle_delay: float = 1.0,
         clock: Callable[[], float] = time.time,
         today: Callable[[], date] = date.today,
+        timer: Timer | None = None,
     ) -> None:
         self.root = root
         self.index = index
@@ -91,6 +101,9 @@ class SyncLoop:
         self._retry_at = 0.0
         self._remote_pending = True
         self._replan = True  # plan on the first cycle and after any failed one
+        self._dirty: set[str] | None = None  # paths to rescan; None: everything
+        self._next_rescan: float | None = None  # set by the first pass
+        self._timer = timer or _start_timer
 
     # -- events from other threads -----------------------------------------------------
     def post(self, kind: str, paths: frozenset[str] | set[str] = frozenset()) -> None:
@@ -100,40 +113,49 @@ class SyncLoop:
     def run(self, stop: threading.Event) -> None:
         """Sync until `stop` is set (post any event to wake the loop after setting it)."""
         self.fs.cleanup_temp()
-        dirty: set[str] | None = None  # None: scan everything
-        next_rescan = self.clock() + self.rescan_interval
         while not stop.is_set():
-            now = self.clock()
-            if now >= next_rescan:
-                dirty, next_rescan = None, now + self.rescan_interval
-            if not self._folder_present():
-                dirty, self._replan = None, True  # once it is back: rescan everything
-                self._wait(MARKER_CHECK, set())
-                continue
-            pending = dirty is None or bool(dirty) or self._remote_pending
-            if pending and not self.status.paused and now >= self._retry_at:
-                self._remote_pending = False
-                try:
-                    self._cycle(dirty)
-                    dirty = set()
-                    self._online()
-                except TransportError as exc:
-                    self._remote_pending = True
-                    self._retry_at = self._offline(exc)
-                except Exception as exc:  # never die: report, then retry from a full plan
-                    if isinstance(exc, SyncdError):
-                        log.error("sync stopped: %s", exc)
-                    else:
-                        log.exception("sync cycle failed")
-                    self._replan = self._remote_pending = True
-                    self.status.update(error={"path": "", "reason": str(exc) or repr(exc)})
-                    self._retry_at = self.clock() + ERROR_RETRY
-            pending = dirty is None or bool(dirty) or self._remote_pending
-            deadline = next_rescan
-            if pending and not self.status.paused:
-                deadline = min(deadline, self._retry_at)
-            deadline = min(deadline, self.clock() + MARKER_CHECK)
-            dirty = self._wait(max(0.0, deadline - self.clock()), dirty)
+            self._dirty = self._wait(self.tick(), self._dirty)
+
+    def tick(self) -> float:
+        """One pass of the loop without waiting: take the events posted so far, sync if
+        something is due; the seconds until it is next worth a pass (unless an event
+        comes first). `run` is this in a loop; a simulation drives it with a fake clock.
+        """
+        self._dirty = self._wait(0, self._dirty)
+        now = self.clock()
+        if self._next_rescan is None:
+            self._next_rescan = now + self.rescan_interval
+        if now >= self._next_rescan:
+            self._dirty, self._next_rescan = None, now + self.rescan_interval
+        if not self._folder_present():
+            self._dirty, self._replan = None, True  # once it is back: rescan everything
+            return MARKER_CHECK
+        dirty = self._dirty
+        pending = dirty is None or bool(dirty) or self._remote_pending
+        if pending and not self.status.paused and now >= self._retry_at:
+            self._remote_pending = False
+            try:
+                self._cycle(dirty)
+                self._dirty = set()
+                self._online()
+            except TransportError as exc:
+                self._remote_pending = True
+                self._retry_at = self._offline(exc)
+            except Exception as exc:  # never die: report, then retry from a full plan
+                if isinstance(exc, SyncdError):
+                    log.error("sync stopped: %s", exc)
+                else:
+                    log.exception("sync cycle failed")
+                self._replan = self._remote_pending = True
+                self.status.update(error={"path": "", "reason": str(exc) or repr(exc)})
+                self._retry_at = self.clock() + ERROR_RETRY
+        dirty = self._dirty
+        pending = dirty is None or bool(dirty) or self._remote_pending
+        deadline = self._next_rescan
+        if pending and not self.status.paused:
+            deadline = min(deadline, self._retry_at)
+        deadline = min(deadline, self.clock() + MARKER_CHECK)
+        return max(0.0, deadline - self.clock())
 
     def _wait(self, timeout: float, dirty: set[str] | None) -> set[str] | None:
         try:
@@ -291,9 +313,8 @@ class SyncLoop:
         problems.update(result.problems)
         self.status.update(problems=problems)
         if result.retry:  # still being written: look again once it has had time to settle
-            timer = threading.Timer(self.settle_delay, self.post, ("dirty", set(result.retry)))
-            timer.daemon = True
-            timer.start()
+            retry = set(result.retry)
+            self._timer(self.settle_delay, lambda: self.post("dirty", retry))
         return touched
 
     def _pull_remote(self) -> set[str] | None:
@@ -358,9 +379,7 @@ class SyncLoop:
             delay = min(PATH_RETRY_MAX, PATH_RETRY * 2 ** min(attempts, 16))
             by_delay.setdefault(delay, set()).add(path)
         for delay, group in by_delay.items():
-            timer = threading.Timer(delay, self.post, ("retry", group))
-            timer.daemon = True
-            timer.start()
+            self._timer(delay, lambda g=group: self.post("retry", g))
 
     def _record(self, outcome: Outcome, ops: list[Op]) -> None:
         for op in ops:
