@@ -30,3 +30,12 @@ def new_user(server: ServerProc) -> Callable[..., Session]:
         return login(server, name, device=device)
 
     return make
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sim", "randomized multi-device simulation (tests/sim)")
+    group.addoption("--sim-seeds", type=int, default=None, help="how many seeds to run")
+    group.addoption("--sim-seed", type=int, default=None, help="replay this one seed")
+    group.addoption("--sim-first-seed", type=int, default=1, help="first of the seeds run")
+    group.addoption("--sim-ops", type=int, default=None, help="driver steps per seed")
+    group.addoption("--sim-report", default=None, help="write the run's figures (JSON) here")
