@@ -14,10 +14,10 @@ from syncd.transport.client import ServerClient
 from tests.sim.checks import check
 from tests.sim.engine import SimCrash, SimDevice, VirtualTime
 from tests.sim.model import Ledger, User
+from tests.sim.runner import PASSWORD
 from tests.support.server import ServerProc
 
 DEVICES = ("alpha", "beta", "gamma")
-PASSWORD = "correct horse"
 
 
 @dataclass(frozen=True)
