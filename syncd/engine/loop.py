@@ -401,6 +401,8 @@ class SyncLoop:
     def _offline(self, exc: TransportError) -> float:
         now = self.clock()
         if isinstance(exc, AuthError):
+            if self.status.error is None:  # once, not at every retry
+                log.error("the server refused this device's token (%s); link it again", exc)
             self.status.update(error={"path": "", "reason": str(exc)})
             delay = 60.0
         elif isinstance(exc, RequestRejected) and exc.status == QUOTA_EXCEEDED:

@@ -21,8 +21,10 @@ and `meta` (text values).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -123,7 +125,12 @@ class Index:
 
     @classmethod
     def open(cls, path: str | Path) -> Index:
-        """Open (creating if needed) the index file at `path`; its folder must exist."""
+        """Open (creating if needed) the index file at `path`; its folder must exist.
+
+        A new file is created readable by its owner only (SQLite gives its -wal and -shm
+        files the same mode): the index lists every file name and chunk id."""
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
