@@ -217,6 +217,25 @@ def _revision_bytes(dev: DeviceProc, entry: dict) -> bytes:
     return b"".join(got[i] for i in ids)
 
 
+def test_a_file_deleted_while_it_is_read_leaves_no_trace_and_no_error(pair):
+    a, b = pair
+    data = os.urandom(12 << 20)  # long enough to be mid-read when it goes
+    for delay in (0.0, 0.05, 0.15, 0.3):
+        target = a.folder / "vanishing.bin"
+        write(target, data)
+        time.sleep(delay)
+        target.unlink()
+    write(a.folder / "after.txt", "the rest syncs")
+    tree = converge(a, b, timeout=120)
+    assert "vanishing.bin" not in tree and tree["after.txt"][1] == b"the rest syncs"
+    assert not _problems(a) and a.status()["error"] is None
+    try:  # any revision that made it to the server is the whole file or a deletion
+        history = a.control("history", path="vanishing.bin")["entries"]
+    except Exception:
+        history = []
+    assert all(rev["deleted"] or rev["size"] == len(data) for rev in history)
+
+
 def test_a_folder_replaced_by_a_file_of_the_same_name(pair):
     a, b = pair
     write(a.folder / "thing/inner/one.txt", "1")
