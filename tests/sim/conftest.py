@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.server import ServerProc
 
-ENGINE_SEEDS = 24  # the default suite's in-process seeds (about two minutes)
+ENGINE_SEEDS = 40  # the default suite's in-process seeds (about two minutes)
 DAEMON_SEEDS = 1  # ... and seeds with real daemons (about a minute)
 DAEMONS_PER_ENGINE_SEED = 1 / 25  # with --sim-seeds=N: N in process, N/25 with daemons
 

@@ -210,6 +210,7 @@ class Scenario:
             if others and sum(d.ticking for d in self.devices) < 3:
                 self.rng.choice(others).tick()
         elif what == "crash":
+            self.stats[f"crash_point {_point(where)}"] += 1
             raise SimCrash(where)
         else:
             self._do_offline(device)
@@ -277,3 +278,13 @@ def _brief(state) -> str:
         return f"dir(rev {state.rev})"
     ids = ",".join(b.id[:6] for b in state.blocks)
     return f"file[{ids}](rev {state.rev}, mode {state.mode:o})"
+
+
+def _point(where: str) -> str:
+    """The kind of hook point: "after POST commit_batch", "write", "read done", ..."""
+    words = where.split()
+    if words[0] in ("before", "after"):
+        return " ".join(words[:3])
+    if words[:2] in (["read", "done"], ["move", "aside"]):
+        return " ".join(words[:2])
+    return words[0]
