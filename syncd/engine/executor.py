@@ -25,7 +25,16 @@ import blake3
 
 from syncd.engine.conflicts import conflict_name
 from syncd.engine.localfs import ConflictDetected, LocalFS
-from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, SetBase, Upload
+from syncd.engine.ops import (
+    Conflict,
+    DeleteLocal,
+    DeleteRemote,
+    Download,
+    MoveAside,
+    Op,
+    SetBase,
+    Upload,
+)
 from syncd.engine.remote import commit_op, delete_op, state_from_entry
 from syncd.errors import FileError, RequestRejected
 from syncd.indexer.db import Index
@@ -246,6 +255,9 @@ class Executor:
         if isinstance(op, Conflict):
             self._conflict(op, out)
             return
+        if isinstance(op, MoveAside):
+            self._move_aside(op.path, out)
+            return
         raise AssertionError(f"unexpected op {op!r}")
 
     def _download(
@@ -347,15 +359,18 @@ class Executor:
         return self._threads
 
     def _conflict(self, op: Conflict, out: Outcome) -> None:
-        taken = self.fs.exists
-        new_path = conflict_name(op.path, self.device, self.today(), taken)
-        self.fs.move_aside(op.path, new_path)
-        log.warning("conflict on %s: local copy kept as %s", op.path, new_path)
-        out.conflicts.append(new_path)
-        out.rescan.update({op.path, new_path})
-        with self.index.transaction():
-            self.index.delete("local", op.path)
+        self._move_aside(op.path, out)
         self._download(op.path, op.remote, None, out)
+
+    def _move_aside(self, path: str, out: Outcome) -> None:
+        """Keep the local version as a conflicted copy (it is uploaded after the rescan)."""
+        new_path = conflict_name(path, self.device, self.today(), self.fs.exists)
+        self.fs.move_aside(path, new_path)
+        log.warning("conflict on %s: local copy kept as %s", path, new_path)
+        out.conflicts.append(new_path)
+        out.rescan.update({path, new_path})
+        with self.index.transaction():
+            self.index.delete("local", path)
 
 
 class _Uploader:

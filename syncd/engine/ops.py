@@ -51,6 +51,15 @@ class Conflict:
 
 
 @dataclass(frozen=True, slots=True)
+class MoveAside:
+    """The local file is in the way of remote content below its path (a folder there on
+    the server): keep it as a conflicted copy, so the folder can come back."""
+
+    path: str
+    local: FileState
+
+
+@dataclass(frozen=True, slots=True)
 class SetBase:
     """Both sides already agree: record the new base (None: both deleted)."""
 
@@ -58,4 +67,4 @@ class SetBase:
     state: FileState | None
 
 
-Op = Upload | DeleteRemote | Download | DeleteLocal | Conflict | SetBase
+Op = Upload | DeleteRemote | Download | DeleteLocal | Conflict | MoveAside | SetBase

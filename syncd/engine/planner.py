@@ -18,12 +18,16 @@ means the remote revision differs from the base's, or one is present and the oth
 Folders: a remotely deleted folder whose local subtree holds anything that is not also
 being deleted is recreated on the server (Upload) instead of deleted locally; a locally
 deleted folder whose remote subtree has changes is recreated locally (Download) instead
-of deleted on the server. Nothing a user wrote is dropped.
+of deleted on the server. A local file that replaced a folder while the server's folder
+still holds entries this plan does not delete (another device added or edited them)
+cannot be committed (the server keeps a tree): it moves aside as a conflicted copy
+(MoveAside), and the folder comes back with those entries. Nothing a user wrote is
+dropped.
 
-Order: uploads (parents first), remote deletes (children first), downloads and
-conflicts (parents first), local deletes (children first), so a remote move can reuse
-the old file's bytes before it goes, and new content is on the server before any
-delete is sent.
+Order: uploads (parents first), remote deletes (children first), uploads of files that
+replace a folder (once its entries are deleted), downloads, conflicts and moves aside
+(parents first), local deletes (children first), so a remote move can reuse the old
+file's bytes before it goes, and new content is on the server before any delete is sent.
 """
 
 from __future__ import annotations
@@ -32,7 +36,16 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from datetime import date
 
-from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, SetBase, Upload
+from syncd.engine.ops import (
+    Conflict,
+    DeleteLocal,
+    DeleteRemote,
+    Download,
+    MoveAside,
+    Op,
+    SetBase,
+    Upload,
+)
 from syncd.indexer.state import FileState
 
 __all__ = ["plan"]
@@ -99,16 +112,20 @@ def plan(
         if op is not None:
             ops[path] = op
     _keep_folders_with_survivors(ops, local, remote)
-    creates = sorted(
+    _move_files_out_of_surviving_folders(ops, remote)
+    uploads = sorted(
         (op for op in ops.values() if isinstance(op, Upload)),
         key=lambda o: (_depth(o.path), o.path),
     )
+    # A file that replaced a folder can only be committed once the folder is empty.
+    creates = [op for op in uploads if not _replaces_remote_folder(op, base)]
+    file_over_folder = [op for op in uploads if _replaces_remote_folder(op, base)]
     remote_deletes = sorted(
         (op for op in ops.values() if isinstance(op, DeleteRemote)),
         key=lambda o: (-_depth(o.path), o.path),
     )
     downloads = sorted(
-        (op for op in ops.values() if isinstance(op, Download | Conflict | SetBase)),
+        (op for op in ops.values() if isinstance(op, Download | Conflict | MoveAside | SetBase)),
         key=lambda o: (_depth(o.path), o.path),
     )
     local_deletes = sorted(
@@ -118,7 +135,14 @@ def plan(
     # A folder that became a file can only be replaced once its contents are gone.
     folder_to_file = [op for op in downloads if _replaces_folder(op)]
     downloads = [op for op in downloads if not _replaces_folder(op)]
-    return [*creates, *remote_deletes, *downloads, *local_deletes, *folder_to_file]
+    return [
+        *creates, *remote_deletes, *file_over_folder, *downloads, *local_deletes, *folder_to_file
+    ]  # fmt: skip
+
+
+def _replaces_remote_folder(op: Upload, base: Mapping[str, FileState]) -> bool:
+    was = base.get(op.path)
+    return op.local.kind == "file" and was is not None and was.kind == "dir"
 
 
 def _replaces_folder(op: Op) -> bool:
@@ -147,7 +171,22 @@ def _keep_folders_with_survivors(
             inside = _under(local_paths, path)
             if any(not isinstance(ops.get(p), DeleteLocal) for p in inside):
                 ops[path] = Upload(path, op.expect, None)
+
         elif isinstance(op, DeleteRemote) and op.kind == "dir" and path in remote:
             inside = _under(remote_paths, path)
             if any(not isinstance(ops.get(p), DeleteRemote) for p in inside):
                 ops[path] = Download(path, remote[path], None)
+
+
+def _move_files_out_of_surviving_folders(
+    ops: dict[str, Op], remote: Mapping[str, FileState]
+) -> None:
+    """A local file whose path holds remote entries that stay (not deleted by this plan)
+    would be refused by the server: keep it as a conflicted copy instead."""
+    remote_paths = sorted(remote)
+    for path, op in list(ops.items()):
+        if not (isinstance(op, Upload) and op.local.kind == "file"):
+            continue
+        inside = _under(remote_paths, path)
+        if any(not isinstance(ops.get(p), DeleteRemote) for p in inside):
+            ops[path] = MoveAside(path, op.local)

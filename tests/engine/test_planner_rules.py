@@ -93,6 +93,26 @@ def test_a_file_that_became_a_folder_is_replaced_before_its_contents_arrive():
     assert [type(o).__name__ + ":" + o.path for o in ops] == ["Download:t", "Download:t/in"]
 
 
+def names(ops) -> list[str]:
+    return [type(o).__name__ + ":" + o.path for o in ops]
+
+
+def test_a_local_file_over_a_folder_is_committed_after_the_folder_is_emptied():
+    # sim seed 7011's rule, half one: the child deletes go first (the server keeps a tree)
+    ops = run([f("t", "file now")], [d("t", rev=1), f("t/one", rev=2)],
+              [d("t", rev=1), f("t/one", rev=2)])  # fmt: skip
+    assert names(ops) == ["DeleteRemote:t/one", "Upload:t"]
+
+
+def test_a_local_file_over_a_folder_another_device_added_to_moves_aside():
+    # sim seed 7011: the folder comes back with the other device's edit; the file is kept
+    ops = run([f("t", "file now")], [d("t", rev=1), f("t/one", "edited", rev=5)],
+              [d("t", rev=1), f("t/one", rev=2)])  # fmt: skip
+    assert names(ops) == ["MoveAside:t", "Download:t/one"]
+    ops = run([f("t", "new")], [f("t/x", rev=3)], [])  # a folder implied by its entries
+    assert names(ops) == ["MoveAside:t", "Download:t/x"]
+
+
 def test_order_parents_first_for_creates_children_first_for_deletes():
     ops = run(
         [d("n"), d("n/m"), f("n/m/f")],

@@ -182,3 +182,25 @@ def test_tree_pages_in_path_order(new_user):
             break
         after = page["next"]
     assert seen == [f"f{i:03}" for i in range(25)]
+
+
+def test_live_entries_always_form_a_tree(new_user):
+    # found by the simulation (seeds 7001, 7011): a folder replaced by a file on one
+    # device while another device added to it left a file with children on the server
+    s = new_user()
+    folder = s.client.post(s.ns_url("commit"), json={"path": "t", "action": "dir"}).json()
+    child = commit_file(s, "t/one", [b"1"]).json()["entry"]
+    over = commit_file(s, "t", [b"a file now"], parent_rev=folder["entry"]["rev"])
+    assert over.status_code == 409 and over.json()["current"]["path"] == "t/one"
+    r = s.client.post(
+        s.ns_url("commit"), json={"path": "t/one", "action": "delete", "parent_rev": child["rev"]}
+    )
+    assert r.status_code == 200
+    file_now = commit_file(s, "t", [b"a file now"], parent_rev=folder["entry"]["rev"])
+    assert file_now.status_code == 200, file_now.text
+    below = commit_file(s, "t/two", [b"2"])
+    assert below.status_code == 409 and below.json()["current"]["path"] == "t"
+    deeper = s.client.post(s.ns_url("commit"), json={"path": "t/x/y", "action": "dir"})
+    assert deeper.status_code == 409
+    assert commit_file(s, "t0", [b"a sibling is fine"]).status_code == 200
+    assert commit_file(s, "u/v", [b"a missing folder is implied"]).status_code == 200

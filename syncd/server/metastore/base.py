@@ -5,6 +5,10 @@ Semantics every implementation keeps (D4, D5):
 - an entry's revision (`rev`) is the sequence number that created it;
 - a commit names the revision it replaces (`parent_rev`; None = the path must be absent
   or deleted) and is refused with the current entry when that is stale;
+- the live entries always form a tree: a commit that would put something below a live
+  file, or a file above live entries, is refused as a conflict with the entry in the
+  way (a folder replaced by a file while another device added to it: the file waits
+  until the folder is empty, and the client keeps it as a conflicted copy meanwhile);
 - a commit that references chunks its namespace does not own is refused with the list;
 - a retried commit with the same client operation id returns the first result.
 """

@@ -11,6 +11,7 @@ caller's placement is stale: both are told apart by exception so the router can 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 
 import psycopg
@@ -127,14 +128,29 @@ class ShardStore:
         head's lock and everything the checks need are read first, each op is decided
         in memory (later ops see earlier ones), then the writes go in one batch each."""
         with self.db.tx() as conn:
-            start, currents, done, owned = self._read_for(conn, ns, ops)
+            start, currents, done, owned, below = self._read_for(conn, ns, ops)
+            known = sorted(set(currents) | {op.path for op in ops})
             written: list[Entry] = []
+
+            def first_below(path: str) -> Entry | None:
+                lo, hi = bisect_left(known, path + "/"), bisect_left(known, path + "0")
+                for p in sorted({*known[lo:hi], *below.get(path, ())}):
+                    entry = currents.get(p)
+                    if entry is not None and not entry.deleted:
+                        return entry
+                return None
 
             def apply(seq: int, op: CommitOp) -> CommitResult:
                 if op.op_id is not None and op.op_id in done:
                     return CommitResult("ok", entry=done[op.op_id], replayed=True)
                 current = currents.get(op.path)
-                refused = vet(op, current, lambda ids: {i: owned[i] for i in ids if i in owned})
+                refused = vet(
+                    op,
+                    current,
+                    lambda ids: {i: owned[i] for i in ids if i in owned},
+                    currents.get,
+                    first_below,
+                )
                 if refused is not None:
                     return refused
                 entry = new_entry(ns, seq + 1, op, current, user, device, now)
@@ -151,9 +167,18 @@ class ShardStore:
 
     def _read_for(
         self, conn: psycopg.Connection, ns: int, ops: Sequence[CommitOp]
-    ) -> tuple[int, dict[str, Entry], dict[str, Entry], dict[str, int]]:
-        """(head seq, current entry by path, entry by op id, owned chunk sizes)."""
-        paths = list({op.path for op in ops})
+    ) -> tuple[int, dict[str, Entry], dict[str, Entry], dict[str, int], dict[str, set[str]]]:
+        """(head seq, current entry by path — the ops' paths, their ancestors and what
+        lies below the files —, entry by op id, owned chunk sizes, live paths below each
+        file)."""
+        wanted = {op.path for op in ops}
+        for op in ops:
+            folder = parent_of(op.path)
+            while folder and folder not in wanted:
+                wanted.add(folder)
+                folder = parent_of(folder)
+        paths = list(wanted)
+        files = list({op.path for op in ops if op.action == "file"})
         op_ids = list({op.op_id for op in ops if op.op_id is not None})
         chunk_ids = list({b for op in ops for b, _ in op.blocks})
         row = conn.execute(
@@ -169,6 +194,19 @@ class ShardStore:
             (ns, paths),
         ).fetchall()
         currents = {e.path: e for e in map(row_entry, rows)}
+        below: dict[str, set[str]] = {}
+        if files:  # live entries below a path a file is written to (it must have none)
+            for prefix, *entry_row in conn.execute(
+                f"SELECT p.prefix, {_JCOLS} FROM unnest(%s::text[]) AS p(prefix)"
+                " JOIN current c ON c.ns = %s AND NOT c.deleted"
+                " AND c.path >= (p.prefix || '/') COLLATE \"C\""
+                " AND c.path < (p.prefix || '0') COLLATE \"C\""
+                " JOIN journal j ON j.ns = c.ns AND j.seq = c.seq",
+                (files, ns),
+            ).fetchall():
+                entry = row_entry(entry_row)
+                currents.setdefault(entry.path, entry)
+                below.setdefault(prefix, set()).add(entry.path)
         done: dict[str, Entry] = {}
         if op_ids:
             replays = conn.execute(
@@ -179,7 +217,7 @@ class ShardStore:
             ).fetchall()
             done = {r[0]: row_entry(r[1:]) for r in replays}
         owned = self._sizes(conn, ns, chunk_ids) if chunk_ids else {}
-        return row[0], currents, done, owned
+        return row[0], currents, done, owned, below
 
     @staticmethod
     def _write(conn: psycopg.Connection, ns: int, entries: list[Entry], seq: int) -> None:

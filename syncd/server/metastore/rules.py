@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 
+from syncd.paths import parent_of
 from syncd.server.metastore.base import CommitOp, CommitResult, Entry, InvalidCommit
 
 # Column order of a journal row, shared by every SQL implementation.
@@ -61,15 +62,44 @@ def apply_all(
     return results, seq
 
 
+Lookup = Callable[[str], Entry | None]
+
+
+def in_the_way(op: CommitOp, current_of: Lookup, first_below: Lookup) -> CommitResult | None:
+    """The conflict of a write that would break the tree, or None.
+
+    The live entries always form a tree: nothing may be written below a live file, and
+    a file may not be written where live entries lie below its path. `current_of(path)`
+    is a path's current entry, `first_below(path)` any live entry strictly below it.
+    """
+    if op.action == "delete":
+        return None
+    folder = parent_of(op.path)
+    while folder:
+        above = current_of(folder)
+        if above is not None and not above.deleted and above.kind == "file":
+            return CommitResult("conflict", current=above)
+        folder = parent_of(folder)
+    if op.action == "file":
+        below = first_below(op.path)
+        if below is not None:
+            return CommitResult("conflict", current=below)
+    return None
+
+
 def vet(
-    op: CommitOp, current: Entry | None, owned: Callable[[list[str]], Mapping[str, int]]
+    op: CommitOp,
+    current: Entry | None,
+    owned: Callable[[list[str]], Mapping[str, int]],
+    current_of: Lookup,
+    first_below: Lookup,
 ) -> CommitResult | None:
     """Why `op` cannot be written (a conflict, missing chunks), or None if it can.
 
     `owned(ids)` gives the sizes of those chunks the namespace owns; wrong sizes raise
-    InvalidCommit.
+    InvalidCommit. `current_of` and `first_below` are in_the_way's lookups.
     """
-    refused = refusal(op, current)
+    refused = refusal(op, current) or in_the_way(op, current_of, first_below)
     if refused is not None or op.action != "file":
         return refused
     ids = list(dict.fromkeys(b for b, _ in op.blocks))

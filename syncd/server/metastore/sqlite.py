@@ -306,7 +306,13 @@ class SqliteMetaStore:
             if done is not None:
                 return CommitResult("ok", entry=self._entry_at(conn, ns, done[0]), replayed=True)
         current = self._current(conn, ns, op.path)
-        refused = vet(op, current, lambda ids: self._owned_sizes(conn, ns, ids))
+        refused = vet(
+            op,
+            current,
+            lambda ids: self._owned_sizes(conn, ns, ids),
+            lambda path: self._current(conn, ns, path),
+            lambda path: self._first_below(conn, ns, path),
+        )
         if refused is not None:
             return refused
         entry = new_entry(ns, seq + 1, op, current, user, device, now)
@@ -338,6 +344,15 @@ class SqliteMetaStore:
                 )
             )
         return sizes
+
+    def _first_below(self, conn: sqlite3.Connection, ns: int, path: str) -> Entry | None:
+        """A live entry strictly below `path`, if there is one."""
+        row = conn.execute(
+            "SELECT path FROM current WHERE ns = ? AND path >= ? AND path < ? AND deleted = 0"
+            " LIMIT 1",
+            (ns, path + "/", path + "0"),  # '/' sorts right before '0'
+        ).fetchone()
+        return None if row is None else self._current(conn, ns, row[0])
 
     def _current(self, conn: sqlite3.Connection, ns: int, path: str) -> Entry | None:
         row = conn.execute(

@@ -195,3 +195,29 @@ def test_folders_tree_history_in_byte_order(store, user):
     assert [e.deleted for e in history] == [True, False]
     assert store.entry_at(ns, rev) == history[1]
     assert store.entry_at(ns, 999) is None and store.current(ns, "nope") is None
+
+
+def test_live_entries_always_form_a_tree(store, user):
+    """Nothing below a live file; no file over live entries — also within one batch."""
+    ns = user().namespace
+    data = [b"tree-%d" % ns]
+    store.add_chunks(ns, [(cid(data[0]), len(data[0]))])
+    ok = store.commit(ns, [CommitOp("t", "dir", None), file_op("t/x", data)], "a", "l", NOW)
+    assert [r.status for r in ok] == ["ok", "ok"]
+    folder, child = (r.entry for r in ok)
+    over = one(store, ns, file_op("t", data, parent_rev=folder.rev))
+    assert over.status == "conflict" and over.current.path == "t/x"
+    # in one batch: the child's delete, then the file over the emptied folder, then
+    # something below that file (refused), then a sibling (fine)
+    batch = [
+        CommitOp("t/x", "delete", child.rev),
+        file_op("t", data, parent_rev=folder.rev),
+        CommitOp("t/y/z", "dir", None),
+        file_op("t0", data),
+    ]
+    results = store.commit(ns, batch, "a", "l", NOW)
+    assert [r.status for r in results] == ["ok", "ok", "conflict", "ok"]
+    assert results[2].current.path == "t"
+    # a folder implied only by what lies below it counts too
+    assert one(store, ns, file_op("u/v/w", data)).status == "ok"
+    assert one(store, ns, file_op("u", data)).status == "conflict"
