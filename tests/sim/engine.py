@@ -169,6 +169,7 @@ class SimDevice:
         self.ticking = False
         self.offline_steps = 0  # driver steps left before the network comes back
         self.down_steps = 0  # driver steps left before a crashed device restarts
+        self.paused_steps = 0  # driver steps left before the user resumes syncing
 
     @property
     def up(self) -> bool:

@@ -153,7 +153,7 @@ class User:
         choices: list[tuple[str, float]] = [("create", 4), ("mkdir", 1)]
         if files:
             choices += [("overwrite", 3), ("append", 1.5), ("truncate", 1), ("delete", 1.5)]
-            choices += [("rename", 1.5), ("chmod", 0.5)]
+            choices += [("rename", 1.5), ("chmod", 0.5), ("copy", 0.7), ("save", 1.0)]
         if dirs:
             choices += [("rmdir", 0.7), ("movedir", 0.8)]
         names, weights = zip(*choices, strict=True)
@@ -176,7 +176,9 @@ class User:
             folder = self.rng.choice(DIRS)
         else:
             folder = ""
-        return f"{folder}/{self.rng.choice(FILES)}" if folder else self.rng.choice(FILES)
+        # now and then a file takes a folder's name (and later the other way round)
+        leaf = self.rng.choice(DIRS) if self.rng.random() < 0.12 else self.rng.choice(FILES)
+        return f"{folder}/{leaf}" if folder else leaf
 
     def write(self, rel: str, data: bytes | None = None) -> list[str]:
         """Create or overwrite `rel` (destroying what was there) with a new content."""
@@ -248,6 +250,30 @@ class User:
         os.rename(self.root / src, target)
         return [src, dst]
 
+    def _op_copy(self, files: list[str], dirs: list[str]) -> list[str]:
+        """A second copy of a file's bytes (the same content at another path)."""
+        src = self.rng.choice(files)
+        data = _read(self.root / src)
+        dst = self._new_path(dirs)
+        if data is None or dst == src:
+            return []
+        return self.write(dst, data)
+
+    def _op_save(self, files: list[str], dirs: list[str]) -> list[str]:
+        """An editor's atomic save: the new version written beside, renamed over."""
+        rel = self.rng.choice(files)
+        target = self.root / rel
+        old = _read(target)
+        if old is None:
+            return []
+        data = self.content()
+        side = target.with_name(target.name + ".new")
+        side.write_bytes(data)
+        self._record(data)
+        self.ledger.destroyed(old)
+        os.replace(side, target)
+        return [rel, str(Path(rel).with_name(side.name))]
+
     def _op_chmod(self, files: list[str], dirs: list[str]) -> list[str]:
         rel = self.rng.choice(files)
         mode = os.stat(self.root / rel).st_mode
@@ -256,10 +282,17 @@ class User:
 
     def _op_mkdir(self, files: list[str], dirs: list[str]) -> list[str]:
         base = self.rng.choice(dirs) if dirs and self.rng.random() < 0.4 else ""
-        rel = f"{base}/{self.rng.choice(DIRS)}" if base else self.rng.choice(DIRS)
-        if (self.root / rel).exists() or rel.count("/") > 2:
+        leaf = self.rng.choice(FILES) if self.rng.random() < 0.12 else self.rng.choice(DIRS)
+        rel = f"{base}/{leaf}" if base else leaf
+        if rel.count("/") > 2:
             return []
-        (self.root / rel).mkdir(parents=True)
+        target = self.root / rel
+        if target.is_file():  # a file replaced by a folder of the same name
+            self._destroy_tree(target)
+            target.unlink()
+        elif target.exists() or not target.parent.is_dir():
+            return []
+        target.mkdir()
         return [rel]
 
     def _op_rmdir(self, files: list[str], dirs: list[str]) -> list[str]:

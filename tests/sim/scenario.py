@@ -92,6 +92,7 @@ class Scenario:
             "offline": 0.4,
             "cut": 0.4,
             "crash": 0.25 if self.plan.crashes else 0.0,
+            "pause": 0.15,
             "server": 0.2 if self.restarts_left else 0.0,
         }
         action = self.rng.choices(list(actions), list(actions.values()))[0]
@@ -159,6 +160,15 @@ class Scenario:
             self.stats["crash_idle"] += 1
             self.note(f"{d.name} kill -9 (idle)")
 
+    def _do_pause(self) -> None:
+        """The user pauses a device for a while (`syncd pause`, later `syncd resume`)."""
+        d = self.rng.choice([d for d in self.devices if d.up] or self.devices)
+        if d.up and not d.paused_steps:
+            d.loop.post("pause")  # type: ignore[union-attr]
+            d.paused_steps = self.rng.randrange(2, 12)
+            self.stats["op_pause"] += 1
+            self.note(f"{d.name} paused for {d.paused_steps} steps")
+
     def _do_server(self) -> None:
         self.restarts_left -= 1
         if self.rng.random() < 0.5:
@@ -179,6 +189,11 @@ class Scenario:
                 if not d.offline_steps:
                     d.proxy.heal()
                     self.note(f"{d.name} back online")
+            if d.paused_steps:
+                d.paused_steps -= 1
+                if not d.paused_steps and d.up:
+                    d.loop.post("resume")  # type: ignore[union-attr]
+                    self.note(f"{d.name} resumed")
             if not d.up:
                 d.down_steps -= 1
                 if d.down_steps <= 0:
@@ -224,6 +239,9 @@ class Scenario:
         for d in self.devices:
             d.proxy.heal()
             d.offline_steps = 0
+            if d.paused_steps and d.up:
+                d.loop.post("resume")  # type: ignore[union-attr]
+            d.paused_steps = 0
             if not d.up:
                 d.boot()
                 self.stats["restarts"] += 1
