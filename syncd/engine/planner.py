@@ -16,7 +16,9 @@ means the remote revision differs from the base's, or one is present and the oth
 |          |          | local copy moves aside as a conflicted copy and is uploaded     |
 
 Folders: a remotely deleted folder whose local subtree holds anything that is not also
-being deleted is recreated on the server (Upload) instead of deleted locally; a locally
+being deleted is recreated on the server (Upload) instead of deleted locally; a folder
+replaced by a file remotely while its local subtree holds such things is a Conflict
+(the local folder, contents and all, becomes the conflicted copy); a locally
 deleted folder whose remote subtree has changes is recreated locally (Download) instead
 of deleted on the server. A local file that replaced a folder while the server's folder
 still holds entries this plan does not delete (another device added or edited them)
@@ -171,7 +173,11 @@ def _keep_folders_with_survivors(
             inside = _under(local_paths, path)
             if any(not isinstance(ops.get(p), DeleteLocal) for p in inside):
                 ops[path] = Upload(path, op.expect, None)
-
+        elif _replaces_folder(op):  # a remote file where a local folder still holds more
+            assert isinstance(op, Download) and op.expect is not None
+            inside = _under(local_paths, path)
+            if any(not isinstance(ops.get(p), DeleteLocal) for p in inside):
+                ops[path] = Conflict(path, op.expect, op.remote, None)
         elif isinstance(op, DeleteRemote) and op.kind == "dir" and path in remote:
             inside = _under(remote_paths, path)
             if any(not isinstance(ops.get(p), DeleteRemote) for p in inside):

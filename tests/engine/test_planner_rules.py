@@ -113,6 +113,13 @@ def test_a_local_file_over_a_folder_another_device_added_to_moves_aside():
     assert names(ops) == ["MoveAside:t", "Download:t/x"]
 
 
+def test_a_remote_file_over_a_folder_that_holds_local_changes_is_a_conflict():
+    # sim seed 7001: the local folder, contents and all, becomes the conflicted copy
+    ops = run([d("t"), f("t/new")], [f("t", "file now", rev=4)], [d("t", rev=1)])
+    assert names(ops) == ["Upload:t/new", "Conflict:t"]
+    assert ops[1] == Conflict("t", d("t"), f("t", "file now", rev=4), None)
+
+
 def test_order_parents_first_for_creates_children_first_for_deletes():
     ops = run(
         [d("n"), d("n/m"), f("n/m/f")],

@@ -9,6 +9,8 @@ from tests.sim.runner import run_seed
 from tests.sim.scenario import Plan, Scenario
 
 REGRESSION_SEEDS = {
+    7001: "a folder replaced by a file on one device while others added to it: the file"
+    " could not replace the non-empty folder there, and their new files were refused",
     7011: "a folder replaced by a file on one device while another edited inside it: the"
     " server took a file with children; no device could converge",
 }
