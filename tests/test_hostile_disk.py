@@ -1,20 +1,7 @@
 """Hostile things on disk, end to end: each has a defined outcome, and the rest syncs.
 
-Outcomes (docs/RELIABILITY.md, "Hostile input"):
-- names with control characters (newline, tab), names that are not UTF-8, a name not
-  in Unicode NFC form on a byte-exact filesystem, and paths over 4096 bytes are not
-  synced; each is listed in `syncd status` with the reason;
-- symbolic links (loops, links out of the folder, links inside it) are never followed
-  and never synced; they are listed too;
-- names up to 255 bytes, names differing only by case, and Windows-reserved names
-  (CON, aux.c, nul.txt) sync as they are on Linux;
-- an unreadable file is listed and retried until it can be read (root reads mode 000);
-- a file rewritten or truncated while it is being read is never committed half-read:
-  it is retried, and the last content wins;
-- a sparse multi-GB file costs only its data on the wire, and stays sparse on the
-  other device;
-- a folder replaced by a file of the same name arrives as that file, and the other way
-  round.
+The outcomes are listed in docs/RELIABILITY.md, "Hostile input on disk"; each test
+here names the one it checks.
 """
 
 from __future__ import annotations
