@@ -12,6 +12,7 @@ from collections import Counter
 
 from syncd.transport.client import ServerClient
 from tests.sim.checks import check
+from tests.sim.faults import arm_cut, restart_server
 from tests.sim.model import Ledger, User, key_of
 from tests.support.devices import DeviceProc, converge, snapshot
 from tests.support.faultproxy import FaultProxy
@@ -115,12 +116,9 @@ class DaemonScenario:
 
     def _do_cut(self) -> None:
         name = self.rng.choice(DEVICES)
-        mode = self.rng.choice(["reset", "truncate"])
-        direction = self.rng.choice(["up", "down"])
-        after, count = self.rng.randrange(0, 30_000), self.rng.randrange(1, 4)
-        self.proxies[name].set(mode, after=after, direction=direction, count=count)
-        self.stats[f"fault_{mode}_armed"] += 1
-        self.note(f"{name} network: {mode} {direction} after {after} B, {count}x")
+        key, note = arm_cut(self.rng, self.proxies[name])
+        self.stats[key] += 1
+        self.note(f"{name} {note}")
 
     def _do_stall(self) -> None:
         name = self.rng.choice(DEVICES)
@@ -146,15 +144,9 @@ class DaemonScenario:
 
     def _do_server(self) -> None:
         self.restarts_left -= 1
-        if self.rng.random() < 0.5:
-            self.server.restart()
-            self.stats["server_restart"] += 1
-            self.note("server restart")
-        else:
-            self.server.kill()
-            self.server.start()
-            self.stats["server_kill9"] += 1
-            self.note("server kill -9 and start")
+        key, note = restart_server(self.rng, self.server)
+        self.stats[key] += 1
+        self.note(note)
 
     def housekeeping(self, step: int) -> None:
         for table, act in ((self.heal_at, self._heal), (self.revive_at, self._revive)):

@@ -13,6 +13,7 @@ from syncd.chunker import chunk_bytes
 from syncd.transport.client import ServerClient
 from tests.sim.checks import check
 from tests.sim.engine import SimCrash, SimDevice, VirtualTime
+from tests.sim.faults import arm_cut, restart_server
 from tests.sim.model import Ledger, User
 from tests.sim.runner import PASSWORD
 from tests.support.server import ServerProc
@@ -145,12 +146,9 @@ class Scenario:
 
     def _do_cut(self) -> None:
         d = self.rng.choice(self.devices)
-        mode = self.rng.choice(["reset", "truncate"])
-        direction = self.rng.choice(["up", "down"])
-        after, count = self.rng.randrange(0, 30_000), self.rng.randrange(1, 4)
-        d.proxy.set(mode, after=after, direction=direction, count=count)
-        self.stats[f"fault_{mode}_armed"] += 1
-        self.note(f"{d.name} network: {mode} {direction} after {after} B, {count}x")
+        key, note = arm_cut(self.rng, d.proxy)
+        self.stats[key] += 1
+        self.note(f"{d.name} {note}")
 
     def _do_crash(self) -> None:
         up = [d for d in self.devices if d.up and not d.ticking]
@@ -171,15 +169,9 @@ class Scenario:
 
     def _do_server(self) -> None:
         self.restarts_left -= 1
-        if self.rng.random() < 0.5:
-            self.server.restart()
-            self.stats["server_restart"] += 1
-            self.note("server restart")
-        else:
-            self.server.kill()
-            self.server.start()
-            self.stats["server_kill9"] += 1
-            self.note("server kill -9 and start")
+        key, note = restart_server(self.rng, self.server)
+        self.stats[key] += 1
+        self.note(note)
 
     def housekeeping(self) -> None:
         """Outages end, crashed devices restart, and the change feed wakes the others."""
