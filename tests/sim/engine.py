@@ -22,6 +22,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from syncd.chunker import ChunkParams, chunk_file
 from syncd.engine.localfs import LocalFS
 from syncd.engine.loop import SyncLoop
@@ -196,6 +198,9 @@ class SimDevice:
             timeout=10,
             sleep=self.sim.time.sleep,
             backoff=Backoff(rand=self.sim.rng.random),
+            # a connection per request: a cut `after` N bytes lands on the same request
+            # in every replay, whatever keep-alive timing would have reused
+            transport=httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0)),
         )
         client.device = self
         sim = self.sim
