@@ -294,7 +294,9 @@ def _point(where: str) -> str:
     """The kind of hook point: "after POST commit_batch", "write", "read done", ..."""
     words = where.split()
     if words[0] in ("before", "after"):
-        return " ".join(words[:3])
+        last = words[2] if len(words) > 2 else ""
+        is_id = len(last) == 64 and all(c in "0123456789abcdef" for c in last)
+        return " ".join([*words[:2], "chunk" if is_id else last])
     if words[:2] in (["read", "done"], ["move", "aside"]):
         return " ".join(words[:2])
     return words[0]
