@@ -197,7 +197,9 @@ class SyncLoop:
         Planning covers only the paths touched since the last plan (with their
         ancestors and subtrees), so a change costs the same in a folder of 100 or
         100,000 files. The first cycle, a full rescan, a resync and any cycle after a
-        failed one plan over every path.
+        failed one plan over every path. A round that changed nothing ends the cycle
+        only if the server had nothing new either: entries pulled after a round are
+        always planned (in this cycle, or the next if the rounds ran out).
         """
         self.status.update(busy=True)
         try:
@@ -223,8 +225,11 @@ class SyncLoop:
                 pulled = self._pull_remote()
                 full = pulled is None
                 touched |= pulled or set()
-                if not outcome.progress:
-                    break
+                if not outcome.progress and pulled is not None and not pulled:
+                    break  # nothing changed, nothing new from the server: done
+            else:  # rounds used up with work left: the next pass goes on from there
+                self._retry_paths |= touched
+                self._remote_pending = True
             self._replan = False
             self.status.finish_cycle(self.clock())
         finally:

@@ -265,6 +265,8 @@ class Scenario:
                                  f" base={_brief(ba)}")  # fmt: skip
             st = d.loop.status
             lines.append(f"{d.name}: cursor {d.cursor()} problems {st.problems} error {st.error}")
+            planned = [f"{type(op).__name__} {op.path}" for op in d.loop._plan(None)]
+            lines.append(f"{d.name}: a full plan now would do {planned}")
         first = snapshot(self.devices[0].folder)
         for d in self.devices[1:]:
             lines.append(f"alpha vs {d.name}: {_diff(first, snapshot(d.folder))}")
