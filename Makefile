@@ -7,7 +7,7 @@ DATA ?= $(CURDIR)/.syncd-server
 HOST ?= 127.0.0.1
 PORT ?= 8484
 
-.PHONY: run test lint bench stack load clean
+.PHONY: run test lint bench bench-peers stack load clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ stack: $(BIN)/.installed
 # Load figures (bench/load.py) for docs/SCALING.md; writes bench/results/load.json.
 load: $(BIN)/.installed
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+# syncd against Syncthing and rsync (minutes; writes bench/results/peers.{json,md})
+bench-peers: $(BIN)/.installed
+	$(BIN)/python -m bench.peers --charts docs/perf
 
 clean:
 	rm -rf $(VENV) .pytest_cache

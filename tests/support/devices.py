@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.server import ServerProc
+from tests.support.server import ServerProc, stop_process
 
 # Tests run headless: the token goes to the 0600 file fallback, never a real keyring.
 HEADLESS_ENV = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
@@ -144,13 +143,7 @@ class DeviceProc:
         return st["state"] == "up to date"
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20)
         self.proc = None
 
     def kill9(self) -> None:
