@@ -80,6 +80,7 @@ class Daemon:
             cursor,
             on_page=lambda _page: self.loop.post("online"),
             on_error=self._feed_error,
+            peek=True,  # the loop pulls the entries: fetch each once, not twice
         )
         self.watcher = Watcher(
             self.root,

@@ -67,6 +67,9 @@ class Outcome:
         return bool(self.committed or self.applied or changed or self.conflicts)
 
 
+DELTA_REFUSED = ("unknown_revision", "bad_run")  # a blocks_from the server cannot expand
+
+
 class Executor:
     def __init__(
         self,
@@ -203,15 +206,15 @@ class Executor:
             raise FileError(path, os.strerror(exc.errno or 0) or str(exc)) from None
 
     def _commit(self, ops: list[Op], out: Outcome) -> None:
-        requests = []
-        for op in ops:
-            op_id = uuid.uuid4().hex
-            if isinstance(op, Upload):
-                requests.append(commit_op(op.local, op.parent_rev, op_id))
-            else:
-                assert isinstance(op, DeleteRemote)
-                requests.append(delete_op(op.path, op.parent_rev, op_id))
-        results = self.client.commit_batch(self.ns, requests)
+        op_ids = [uuid.uuid4().hex for _ in ops]
+        try:
+            results = self.client.commit_batch(self.ns, self._requests(ops, op_ids, True))
+        except RequestRejected as exc:
+            if exc.code not in DELTA_REFUSED:
+                raise
+            # the base revision a block list was told against is unknown to the server
+            # (restored from an older backup): send every block list whole
+            results = self.client.commit_batch(self.ns, self._requests(ops, op_ids, False))
         with self.index.transaction():
             for op, result in zip(ops, results, strict=True):
                 status = result["status"]
@@ -230,6 +233,17 @@ class Executor:
                     log.warning("server still lacks chunks of %s; retrying", op.path)
                     self._not_owned.update(result.get("missing", ()))
                     out.rescan.add(op.path)
+
+    def _requests(self, ops: list[Op], op_ids: list[str], delta: bool) -> list[dict]:
+        requests = []
+        for op, op_id in zip(ops, op_ids, strict=True):
+            if isinstance(op, Upload):
+                base = self.index.get("base", op.path) if delta else None
+                requests.append(commit_op(op.local, op.parent_rev, op_id, base))
+            else:
+                assert isinstance(op, DeleteRemote)
+                requests.append(delete_op(op.path, op.parent_rev, op_id))
+        return requests
 
     # -- local application -------------------------------------------------------------
     def _apply_local(self, op: Op, out: Outcome) -> None:

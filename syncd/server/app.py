@@ -16,6 +16,7 @@ from syncd.errors import InvalidPath
 from syncd.paths import validate_path
 from syncd.server.auth import token_hash
 from syncd.server.blockstore import BlockStore, open_blockstore
+from syncd.server.compress import ZstdJson
 from syncd.server.config import ServerConfig
 from syncd.server.errors import ApiError, install_error_handlers
 from syncd.server.metastore import Device, MetaStore, Namespace, User, open_metastore
@@ -146,6 +147,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
+    app.add_middleware(ZstdJson, max_body=config.max_json_bytes)
     from syncd.server.routes import auth, chunks, health, journal
 
     app.include_router(auth.router)

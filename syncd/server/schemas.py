@@ -59,6 +59,14 @@ class BlockModel(_Strict):
     size: int = Field(ge=0)
 
 
+class BlocksFromModel(_Strict):
+    """A block list told as a change to an earlier revision's: each run is either
+    [start, count] (that many blocks of revision `rev`, from index `start`) or a block."""
+
+    rev: int = Field(ge=1)
+    runs: list[tuple[int, int] | BlockModel] = Field(max_length=1 << 20)
+
+
 class CommitOpModel(_Strict):
     path: str = Field(max_length=8192)
     action: Literal["file", "dir", "delete"]
@@ -67,6 +75,9 @@ class CommitOpModel(_Strict):
     mode: int = Field(default=0o644, ge=0, le=0o7777)
     mtime_ns: int = Field(default=0, ge=-(1 << 62), le=1 << 62)
     blocks: list[BlockModel] = Field(default_factory=list, max_length=1 << 20)
+    # instead of `blocks`: the same list as runs of an earlier revision's (a small edit to a
+    # big file then costs a few runs, not ~1,300 ids)
+    blocks_from: BlocksFromModel | None = None
     op_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 

@@ -6,6 +6,7 @@ client operation id, reads have no effect. So retries happen here, with backoff.
 
 from __future__ import annotations
 
+import json
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,9 +18,10 @@ import httpx
 
 from syncd.errors import AuthError, Offline, RequestRejected, ServerBusy, TransportError
 from syncd.transport.retry import Backoff, with_retries
-from syncd.wire import BATCH_CONTENT_TYPE, encode_frames, iter_frames
+from syncd.wire import BATCH_CONTENT_TYPE, ZSTD, encode_frames, iter_frames, zstd_compress
 
 MAX_IDS = 10_000
+COMPRESS_MIN = 4096  # JSON request bodies from this size go zstd-compressed
 BATCH_BYTES = 8 << 20  # upload/download batches of small chunks up to this size
 
 
@@ -58,6 +60,17 @@ def _check(r: httpx.Response) -> httpx.Response:
     raise RequestRejected(r.status_code, code, message, body)
 
 
+def _json_body(obj: object, headers: dict | None) -> tuple[bytes, dict]:
+    """JSON, zstd-compressed when it is large enough for that to pay (block lists)."""
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    out = {**(headers or {}), "Content-Type": "application/json"}
+    if len(body) >= COMPRESS_MIN:
+        packed = zstd_compress(body, level=3)
+        if len(packed) < len(body) * 0.9:
+            return packed, {**out, "Content-Encoding": ZSTD}
+    return body, out
+
+
 class ServerClient:
     def __init__(
         self,
@@ -92,6 +105,9 @@ class ServerClient:
         self._http.close()
 
     def _request(self, method: str, url: str, *, retry: bool = True, **kw: Any) -> httpx.Response:
+        if "json" in kw:
+            kw["content"], kw["headers"] = _json_body(kw.pop("json"), kw.get("headers"))
+
         def once() -> httpx.Response:
             try:
                 return _check(self._http.request(method, url, **kw))
@@ -210,9 +226,13 @@ class ServerClient:
         ]
 
     def changes(
-        self, ns: int, cursor: int, *, timeout: float = 0, limit: int = 1000
+        self, ns: int, cursor: int, *, timeout: float = 0, limit: int = 1000, peek: bool = False
     ) -> ChangesPage:
-        params = {"cursor": cursor, "timeout": timeout, "limit": limit}
+        """Entries after `cursor`; with `peek`, none: only the journal's end once there is
+        anything past `cursor` (for a feed that wakes a reader pulling them itself)."""
+        params: dict[str, Any] = {"cursor": cursor, "timeout": timeout, "limit": limit}
+        if peek:
+            params["peek"] = "true"
         r = self._request(
             "GET",
             f"/v1/ns/{ns}/changes",

@@ -28,13 +28,17 @@ class ChangeFeed:
         *,
         poll_timeout: float = 60.0,
         backoff: Backoff | None = None,
+        peek: bool = False,
     ) -> None:
+        """With `peek`, pages carry no entries, only the journal's new end: for a reader
+        that pulls the entries itself (each entry then crosses the wire once)."""
         self._client = client
         self._ns = ns
         self.cursor = cursor
         self._on_page = on_page
         self._on_error = on_error
         self._poll_timeout = poll_timeout
+        self._peek = peek
         self._backoff = backoff or Backoff(base=0.5, cap=30.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="syncd-feed", daemon=True)
@@ -52,8 +56,11 @@ class ChangeFeed:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            sent = self.cursor
             try:
-                page = self._client.changes(self._ns, self.cursor, timeout=self._poll_timeout)
+                page = self._client.changes(
+                    self._ns, sent, timeout=self._poll_timeout, peek=self._peek
+                )
             except TransportError as exc:
                 if isinstance(exc, RequestRejected) and exc.status == 410:
                     # the server's journal is behind our cursor (restored from a backup):
@@ -73,6 +80,7 @@ class ChangeFeed:
                 self._stop.wait(5)
                 continue
             recovered, failures = failures > 0, 0
-            if page.entries or recovered:  # an empty page only matters after an outage
+            # a peek carries no entries, only the journal's end: the reader pulls them once
+            if page.entries or page.cursor != sent or recovered:
                 self.cursor = page.cursor
                 self._on_page(page)

@@ -66,3 +66,31 @@ def test_feed_wakes_on_commits_reports_outages_and_recovers(own):
         assert feed.cursor == 0
     finally:
         feed.stop()
+
+
+def test_a_peeking_feed_wakes_with_the_journals_end_and_no_entries(own):
+    _proc, client, ns, token = own
+    start = client.changes(ns, 0).cursor
+    events: queue.Queue = queue.Queue()
+    feed = ChangeFeed(
+        ServerClient(_proc.url, token, attempts=1),
+        ns,
+        start,
+        on_page=lambda page: events.put((page.cursor, page.entries)),
+        on_error=lambda exc, delay: events.put(("error", type(exc).__name__)),
+        poll_timeout=5,
+        peek=True,
+    )
+    feed.start()
+    try:
+        commit(client, ns, "peeked-1.txt")
+        cursor, entries = events.get(timeout=30)
+        assert entries == [] and cursor == start + 1 == feed.cursor
+        commit(client, ns, "peeked-2.txt")
+        commit(client, ns, "peeked-3.txt")
+        while feed.cursor < start + 3:
+            cursor, entries = events.get(timeout=30)
+            assert entries == []
+        assert feed.cursor == start + 3
+    finally:
+        feed.stop()

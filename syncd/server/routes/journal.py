@@ -17,19 +17,33 @@ from syncd.server.app import (
 )
 from syncd.server.errors import ApiError, error_body
 from syncd.server.metastore import CommitOp, CommitResult, Entry, InvalidCommit
-from syncd.server.schemas import CommitBatchRequest, CommitOpModel, RestoreRequest
+from syncd.server.schemas import (
+    BlockModel,
+    BlocksFromModel,
+    CommitBatchRequest,
+    CommitOpModel,
+    RestoreRequest,
+)
 from syncd.wire import is_chunk_id
 
 router = APIRouter(tags=["journal"])
 
 
-def _to_op(model: CommitOpModel) -> CommitOp:
+def _to_op(model: CommitOpModel, earlier: dict[int, Entry]) -> CommitOp:
     path = checked_path(model.path)
-    if model.action != "file" and model.blocks:
+    if model.action != "file" and (model.blocks or model.blocks_from):
         raise ApiError(400, "bad_request", f"{path}: only files carry blocks")
-    bad = [blk.id for blk in model.blocks if not is_chunk_id(blk.id)]
+    if model.blocks and model.blocks_from:
+        raise ApiError(400, "bad_request", f"{path}: blocks or blocks_from, not both")
+    spec = model.blocks_from
+    explicit = [r for r in spec.runs if isinstance(r, BlockModel)] if spec else model.blocks
+    bad = [blk.id for blk in explicit if not is_chunk_id(blk.id)]
     if bad:
         raise ApiError(400, "bad_chunk_id", "chunk ids are 64 lowercase hex characters", bad=bad)
+    if spec:
+        blocks = _expand(path, spec, earlier.get(spec.rev))
+    else:
+        blocks = tuple((blk.id, blk.size) for blk in model.blocks)
     return CommitOp(
         path=path,
         action=model.action,
@@ -37,9 +51,48 @@ def _to_op(model: CommitOpModel) -> CommitOp:
         size=model.size,
         mode=model.mode,
         mtime_ns=model.mtime_ns,
-        blocks=tuple((blk.id, blk.size) for blk in model.blocks),
+        blocks=blocks,
         op_id=model.op_id,
     )
+
+
+def _expand(path: str, spec: BlocksFromModel, entry: Entry | None) -> tuple[tuple[str, int], ...]:
+    """The block list `spec` describes, from the earlier revision `entry` of this namespace.
+
+    Its chunks are owned by this namespace already (its own journal references them);
+    the commit checks ownership of the result as for any block list anyway (D5).
+    """
+    if entry is None or entry.kind != "file" or entry.deleted:
+        raise ApiError(
+            404,
+            "unknown_revision",
+            f"{path}: blocks_from.rev {spec.rev} is not a file revision in this namespace",
+        )
+    out: list[tuple[str, int]] = []
+    for run in spec.runs:
+        if isinstance(run, BlockModel):
+            out.append((run.id, run.size))
+            continue
+        start, count = run
+        if start < 0 or count < 1 or start + count > len(entry.blocks):
+            raise ApiError(
+                400,
+                "bad_run",
+                f"{path}: run [{start}, {count}] is outside revision {spec.rev}"
+                f" ({len(entry.blocks)} blocks)",
+            )
+        out.extend(entry.blocks[start : start + count])
+    return tuple(out)
+
+
+async def _ops(b: BackendsDep, ns: int, models: list[CommitOpModel]) -> list[CommitOp]:
+    revs = {m.blocks_from.rev for m in models if m.blocks_from is not None}
+    earlier = {}
+    for rev in revs:
+        entry = await run_sync(b.meta.entry_at, ns, rev)
+        if entry is not None:
+            earlier[rev] = entry
+    return [_to_op(m, earlier) for m in models]
 
 
 def _result_json(result: CommitResult) -> dict:
@@ -87,7 +140,7 @@ def _single_response(result: CommitResult) -> JSONResponse:
 async def commit(
     body: CommitOpModel, ns: NamespaceDep, who: PrincipalDep, b: BackendsDep
 ) -> JSONResponse:
-    (result,) = await _commit(b, ns.id, who, [_to_op(body)])
+    (result,) = await _commit(b, ns.id, who, await _ops(b, ns.id, [body]))
     return _single_response(result)
 
 
@@ -98,7 +151,7 @@ async def commit(
 async def commit_batch(
     body: CommitBatchRequest, ns: NamespaceDep, who: PrincipalDep, b: BackendsDep
 ) -> dict:
-    results = await _commit(b, ns.id, who, [_to_op(op) for op in body.ops])
+    results = await _commit(b, ns.id, who, await _ops(b, ns.id, body.ops))
     return {"results": [_result_json(r) for r in results]}
 
 
@@ -116,7 +169,10 @@ async def changes(
     cursor: Annotated[int, Query(ge=0)] = 0,
     timeout: Annotated[float, Query(ge=0)] = 0.0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    peek: Annotated[bool, Query()] = False,
 ) -> dict:
+    """With `peek`, no entries: just the journal's end once it is past `cursor` (a change
+    feed that only wakes a reader which then pulls the entries itself)."""
     if cursor > ns.seq:
         raise ApiError(
             410, "cursor_ahead", f"cursor {cursor} is past the journal's end {ns.seq}: resync"
@@ -124,13 +180,18 @@ async def changes(
     woke = None
     sub = b.notifier.subscribe(ns.id)
     try:
-        entries = await run_sync(b.meta.changes, ns.id, cursor, limit + 1)
+        fetch = 1 if peek else limit + 1
+        entries = await run_sync(b.meta.changes, ns.id, cursor, fetch)
         if not entries and timeout > 0:
             notified = await sub.wait(min(timeout, b.config.longpoll_max))
             woke = "notify" if notified else "timeout"
-            entries = await run_sync(b.meta.changes, ns.id, cursor, limit + 1)
+            entries = await run_sync(b.meta.changes, ns.id, cursor, fetch)
     finally:
         sub.close()
+    if peek:
+        current = await run_sync(b.meta.namespace, ns.id)
+        end = current.seq if current is not None and entries else cursor
+        return {"entries": [], "cursor": end, "has_more": False, "woke": woke}
     has_more = len(entries) > limit
     entries = entries[:limit]
     return {
