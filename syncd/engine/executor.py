@@ -343,16 +343,25 @@ class Executor:
             self.on_progress("down", len(chunk))
         expects = {op.path: self.index.get("local", op.path) for op in ops}
 
-        def write(op: Download) -> FileState | Exception:
+        def stage(op: Download) -> str | FileError:
             try:
                 chunks = (data[b.id] for b in op.remote.blocks)
-                return self.fs.write_file(
-                    op.path, op.remote, chunks, expects[op.path], sync_dir=False
-                )
-            except (ConflictDetected, FileError) as exc:
+                return self.fs.stage_file(op.path, op.remote, chunks, durable=False)
+            except FileError as exc:
                 return exc
 
-        results = list(self._pool().map(write, ops))
+        staged = list(self._pool().map(stage, ops))
+        names = [s for s in staged if isinstance(s, str)]
+        try:
+            self.fs.sync_staged(names)  # every staged file durable before any rename (D7)
+        except OSError as exc:
+            self.fs.discard_staged(names)
+            reason = f"could not flush the download to disk: {exc.strerror or exc}"
+            staged = [FileError(op.path, reason) for op in ops]
+        results = [
+            tmp if isinstance(tmp, FileError) else self._place(op, tmp, expects[op.path])
+            for op, tmp in zip(ops, staged, strict=True)
+        ]
         self.fs.sync_dirs(op.path for op, r in zip(ops, results, strict=True) if _written(r))
         with self.index.transaction():
             for op, result in zip(ops, results, strict=True):
@@ -366,6 +375,12 @@ class Executor:
                     self.index.put("local", result)
                     self.index.put("base", op.remote)
                     out.applied += 1
+
+    def _place(self, op: Download, tmp: str, expect: FileState | None) -> FileState | Exception:
+        try:
+            return self.fs.place_file(op.path, op.remote, tmp, expect, sync_dir=False)
+        except (ConflictDetected, FileError) as exc:
+            return exc
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._threads is None:

@@ -1,7 +1,10 @@
 """LocalFS: the only code that writes into the sync folder (D7, D10).
 
 Downloads go to a temp file in the folder's own state dir (same filesystem), each chunk
-verified against its BLAKE3 id, fsynced, given its mode and mtime, and renamed over the
+verified against its BLAKE3 id, made durable (an fsync each, or for a batch of small
+files one syncfs of the filesystem after all are written: the same guarantee, that a
+file is on disk before it is renamed in, for one flush instead of thousands), given its
+mode and mtime, and renamed over the
 target only if the target still matches what the index last saw (size, mtime, inode);
 otherwise ConflictDetected is raised and the user's file is left untouched. No parent
 component is ever a symlink: the folder is never written outside of.
@@ -14,18 +17,35 @@ changed), and the version the user wrote just before it is on the server.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno
 import functools
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import blake3
 
 from syncd.errors import FileError
 from syncd.indexer.state import FileState
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2) (Linux), or None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNCFS = _load_syncfs()
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,6 +136,17 @@ class LocalFS:
         `sync_dir=False` leaves the fsync of the folder (which makes the rename durable)
         to the caller, who may batch it over many files with `sync_dirs`.
         """
+        tmp_name = self.stage_file(path, state, chunks, durable=True)
+        return self.place_file(path, state, tmp_name, expect, sync_dir=sync_dir)
+
+    def stage_file(
+        self, path: str, state: FileState, chunks: Iterable[bytes], *, durable: bool
+    ) -> str:
+        """Write and verify `state`'s content into a temp file in the state dir; its name.
+
+        With `durable=False` the caller must make the staged data durable before placing
+        it (`sync_staged`, one flush for a whole batch of files instead of one each).
+        """
         tmp_name = None
         try:
             self.tmp_dir.mkdir(exist_ok=True)  # never recreates a vanished state dir
@@ -137,8 +168,54 @@ class LocalFS:
                 f.truncate()  # the file ends where the last block ends, hole or not
                 f.flush()
                 os.fchmod(f.fileno(), (state.mode & 0o777) | 0o600)
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             os.utime(tmp_name, ns=(state.mtime_ns, state.mtime_ns))
+            staged, tmp_name = tmp_name, None
+            return staged
+        except OSError as exc:
+            raise FileError(path, _reason(exc)) from None
+        finally:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+
+    def sync_staged(self, staged: Iterable[str]) -> None:
+        """Make staged temp files durable: one syncfs(2) of the folder's filesystem where
+        the platform has it (Linux), else an fsync of each. Raises OSError on failure."""
+        if _SYNCFS is not None:
+            fd = os.open(self.tmp_dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                if _SYNCFS(fd) != 0:
+                    raise OSError(ctypes.get_errno(), "syncfs failed")
+            finally:
+                os.close(fd)
+            return
+        for name in staged:
+            fd = os.open(name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def discard_staged(self, staged: Iterable[str]) -> None:
+        for name in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+    def place_file(
+        self,
+        path: str,
+        state: FileState,
+        tmp_name: str,
+        expect: FileState | None,
+        *,
+        sync_dir: bool = True,
+    ) -> FileState:
+        """Rename a durable staged file over `path` if the target still matches `expect`
+        (else ConflictDetected, the user's file untouched); the staged file is consumed."""
+        pending: str | None = tmp_name
+        try:
             self._parents(path, create=True)
             target = self.abspath(path)
             current = self.stat_state(path)
@@ -147,16 +224,16 @@ class LocalFS:
             if current is not None and stat.S_ISDIR(current.st_mode):
                 self._remove_empty_folder(path, target)  # a folder that became a file
             os.replace(tmp_name, target)
-            tmp_name = None
+            pending = None
             if sync_dir:
                 self._fsync_dir(os.path.dirname(target))
             st = os.lstat(target)
         except OSError as exc:
             raise FileError(path, _reason(exc)) from None
         finally:
-            if tmp_name is not None:
+            if pending is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
+                    os.unlink(pending)
         return FileState(
             path, "file", st.st_size, st.st_mode & 0o777, st.st_mtime_ns, state.blocks,
             None, st.st_ino,

@@ -153,3 +153,27 @@ def test_a_vanished_state_dir_is_not_recreated(fs):
     with pytest.raises(FileError):
         fs.write_file("f", remote("f", [b"x"]), [b"x"], None)
     assert not fs.state_dir.exists() and not (fs.root / "f").exists()
+
+
+def test_staged_files_are_placed_only_over_the_expected_target(tmp_path):
+    """A batch: stage (no fsync), flush once, then place each; a target that changed
+    meanwhile stays untouched and its staged copy is removed."""
+
+    root = tmp_path / "root"
+    (root / ".syncd").mkdir(parents=True)
+    fs = LocalFS(root, root / ".syncd")
+    data = b"fresh content"
+    state = FileState("a.txt", "file", len(data), 0o644, 1_000_000_000,
+                      (Block(blake3.blake3(data).hexdigest(), len(data)),))  # fmt: skip
+    staged = [fs.stage_file(p, state, [data], durable=False) for p in ("a.txt", "b.txt")]
+    fs.sync_staged(staged)
+    placed = fs.place_file("a.txt", state, staged[0], None)
+    assert (root / "a.txt").read_bytes() == data and placed.size == len(data)
+    (root / "b.txt").write_bytes(b"the user's own file")  # appeared after the plan
+    try:
+        fs.place_file("b.txt", state, staged[1], None)
+        raise AssertionError("placed over a file it did not expect")
+    except ConflictDetected:
+        pass
+    assert (root / "b.txt").read_bytes() == b"the user's own file"
+    assert os.listdir(root / ".syncd" / "tmp") == []
