@@ -63,7 +63,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="sd-profile-"))
     c = Syncd()
     try:
+        print("starting syncd", flush=True)
         c.start(tmp / "syncd", loop)
+        print("started", flush=True)
         run = Run([c], sizes, print)
         if args.scenario in "347":
             run.step("2")  # they edit or copy the big file

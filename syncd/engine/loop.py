@@ -7,6 +7,9 @@ Each round: pull remote entries up to the journal's end â†’ rescan dirty paths â
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import queue
 import threading
@@ -40,6 +43,26 @@ QUOTA_RETRY = 60.0  # seconds between attempts while over quota
 PATH_RETRY = 2.0  # first retry of a path whose op failed; doubles each time
 PATH_RETRY_MAX = 300.0
 MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
+RELEASE_AFTER = 1000  # a cycle over this many paths hands its scratch memory back
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory() -> None:
+    """After a big cycle (the first sync of 100,000 files builds lists and JSON pages of
+    them all), free its garbage and return the freed pages to the OS (glibc's
+    malloc_trim), so the idle daemon's RSS is what it keeps, not what it once used."""
+    gc.collect()
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 Timer = Callable[[float, Callable[[], None]], None]  # run a callback once, after a delay
@@ -212,10 +235,12 @@ class SyncLoop:
             if not full and not touched:
                 return  # nothing new on either side
             self._replan = True  # until this cycle completes
+            worked = len(touched) if not full else RELEASE_AFTER
             for _ in range(MAX_ROUNDS):
                 ops = self._plan(None if full else touched)
                 if not ops:
                     break
+                worked += len(ops)
                 self._show_pending(ops)
                 outcome = self.executor.run(ops)
                 touched = {op.path for op in ops} | outcome.rescan | set(outcome.conflicts)
@@ -232,6 +257,8 @@ class SyncLoop:
                 self._remote_pending = True
             self._replan = False
             self.status.finish_cycle(self.clock())
+            if worked >= RELEASE_AFTER:
+                release_memory()
         finally:
             self.status.update(busy=False)
 

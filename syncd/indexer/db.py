@@ -8,7 +8,10 @@ sides changed to the same content, which it settles without a transfer.
 
 Each tree is mirrored in memory (loaded on first use, kept in step by every write,
 reloaded after a rollback), so `get` and `all` cost a dict lookup / a dict copy even
-for 100,000 paths. This assumes one Index per file: the daemon's.
+for 100,000 paths. A path's states in the three trees share their objects where they
+are equal (path, block list, often the whole state), which keeps a synced folder at
+about one copy in memory instead of three. This assumes one Index per file: the
+daemon's.
 
 Threads: an Index belongs to one thread at a time (the daemon's control thread). The
 connection is opened with `check_same_thread=False` so it may be created on one thread
@@ -22,6 +25,7 @@ and `meta` (text values).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -135,7 +139,9 @@ class Index:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA cache_size = -32768")  # KiB: 32 MiB
+        # KiB: 8 MiB. The trees live in memory (see above); the cache only serves writes and
+        # the few lookups by inode or chunk id, so a larger one would mostly be idle RSS.
+        conn.execute("PRAGMA cache_size = -8192")
         return cls(conn)
 
     def close(self) -> None:
@@ -175,12 +181,32 @@ class Index:
             gc_was_on = gc.isenabled()
             gc.disable()  # 100k objects in a row would trigger needless collections
             try:
-                mirror = {row[0]: _state(row) for row in rows}
+                mirror = {}
+                for row in rows:
+                    state = self._share(_state(row), tree)
+                    mirror[state.path] = state
             finally:
                 if gc_was_on:
                     gc.enable()
             self._trees[tree] = mirror
         return mirror
+
+    def _share(self, state: FileState, tree: str) -> FileState:
+        """The same path in another tree, usually in the same state (a synced file is
+        alike in all three): reuse its objects instead of keeping three copies of the
+        path, the block list and often the whole state in memory."""
+        for other in TREES:
+            if other == tree:
+                continue
+            twin = self._trees.get(other, {}).get(state.path)
+            if twin is None:
+                continue
+            if twin == state:
+                return twin
+            if twin.blocks == state.blocks and twin.blocks is not state.blocks:
+                return dataclasses.replace(state, path=twin.path, blocks=twin.blocks)
+            return dataclasses.replace(state, path=twin.path)
+        return state
 
     def get(self, tree: Tree, path: str) -> FileState | None:
         return self._mirror(tree).get(path)
@@ -195,7 +221,7 @@ class Index:
     def put_many(self, tree: Tree, states: Iterable[FileState]) -> None:
         """Insert or replace states; one statement per table (executemany)."""
         mirror = self._mirror(tree)
-        new = {s.path: s for s in states}
+        new = {s.path: self._share(s, tree) for s in states}
         if not new:
             return
         with self._writing():
