@@ -322,3 +322,12 @@ def markdown(doc: dict) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+if __name__ == "__main__":  # python -m bench.peers.report peers.json: re-render its .md
+    import json
+    import sys
+    from pathlib import Path
+
+    src = Path(sys.argv[1])
+    src.with_suffix(".md").write_text(markdown(json.loads(src.read_text())))
