@@ -44,7 +44,6 @@ from syncd.transport.client import ServerClient
 log = logging.getLogger("syncd.executor")
 
 COMMIT_BATCH = 1000
-COMMIT_GROUP_BYTES = 32 << 20  # uploads committed in groups of this size (a pipeline)
 QUOTA_EXCEEDED = 507  # the server's answer when the user's storage quota is full
 UPLOAD_BATCH_BYTES = 8 << 20  # chunks of many files travel together up to this size
 SMALL_FILE = 1 << 20  # files up to this size are downloaded in batches
@@ -123,25 +122,9 @@ class Executor:
 
     # -- upload and commit -------------------------------------------------------------
     def _push(self, ops: list[Op], out: Outcome) -> None:
-        """Upload and commit, a group of about COMMIT_GROUP_BYTES at a time (in the ops'
-        order): the other devices start fetching the first files while later ones are
-        still being uploaded, instead of waiting for the whole batch."""
-        uploads = _file_uploads(ops)
+        uploads = [op for op in ops if isinstance(op, Upload) and op.local.kind == "file"]
         ids = {b.id for op in uploads for b in op.local.blocks} - self._owned(uploads)
         missing = set(self.client.missing(self.ns, list(ids))) if ids else set()
-        over_quota: RequestRejected | None = None
-        for group in _groups(ops):
-            try:
-                self._push_group(group, missing, out)
-            except RequestRejected as exc:
-                if exc.status != QUOTA_EXCEEDED:
-                    raise
-                over_quota = exc  # what fits of the later groups is still committed
-        if over_quota is not None:
-            raise over_quota  # the loop reports it and retries later
-
-    def _push_group(self, ops: list[Op], missing: set[str], out: Outcome) -> None:
-        uploads = _file_uploads(ops)
         failed: set[str] = set()
         over_quota: RequestRejected | None = None
         try:
@@ -166,7 +149,7 @@ class Executor:
         for start in range(0, len(sendable), COMMIT_BATCH):
             self._commit(sendable[start : start + COMMIT_BATCH], out)
         if over_quota is not None:
-            raise over_quota
+            raise over_quota  # the loop reports it and retries later
 
     def _upload_what_fits(self, uploads: list[Upload], failed: set[str], out: Outcome) -> set[str]:
         """Over quota: upload file by file, smallest first, so every file that fits still
@@ -464,25 +447,6 @@ class _Uploader:
 
 def _written(result: FileState | Exception) -> bool:
     return isinstance(result, FileState)
-
-
-def _file_uploads(ops: list[Op]) -> list[Upload]:
-    return [op for op in ops if isinstance(op, Upload) and op.local.kind == "file"]
-
-
-def _groups(ops: list[Op]) -> Iterator[list[Op]]:
-    """Consecutive slices of `ops` whose uploads add up to about COMMIT_GROUP_BYTES."""
-    group: list[Op] = []
-    size = 0
-    for op in ops:
-        group.append(op)
-        if isinstance(op, Upload) and op.local.kind == "file":
-            size += op.local.size
-        if size >= COMMIT_GROUP_BYTES or len(group) >= COMMIT_BATCH:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
 
 
 def _small_file(op: Op) -> bool:
