@@ -33,10 +33,12 @@ def draw(doc: dict, out: Path) -> list[Path]:
         ax_t.bar(ticks, med, yerr=[lo, hi], color=colors, capsize=4)
         ax_t.set_ylabel("seconds (median, min-max)")
         ax_t.set_yscale("log")
+        ax_t.set_ylim(bottom=min(rows[n]["seconds"]["min"] for n in names) / 4)
         ax_t.set_title("time until B is byte-identical")
         sent = [max(1, rows[n]["up"]) for n in names]
         ax_b.bar(ticks, sent, color=colors)
         ax_b.set_yscale("log")
+        ax_b.set_ylim(bottom=min(sent) / 10)  # bars from a decade below the least
         ax_b.set_ylabel("bytes sent by A")
         ax_b.set_title("bytes on the wire (A's side)")
         for ax in (ax_t, ax_b):
