@@ -235,7 +235,7 @@ class SyncLoop:
             if not full and not touched:
                 return  # nothing new on either side
             self._replan = True  # until this cycle completes
-            worked = len(touched) if not full else RELEASE_AFTER
+            worked = len(touched)  # paths that changed (a rescan that found nothing: 0)
             for _ in range(MAX_ROUNDS):
                 ops = self._plan(None if full else touched)
                 if not ops:
@@ -258,7 +258,10 @@ class SyncLoop:
             self._replan = False
             self.status.finish_cycle(self.clock())
             if worked >= RELEASE_AFTER:
+                self.index.compact()
                 release_memory()
+                for tree in TREES:
+                    self.index.get(tree, "")  # reload now, while the heap is empty
         finally:
             self.status.update(busy=False)
 

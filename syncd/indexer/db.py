@@ -195,18 +195,25 @@ class Index:
         """The same path in another tree, usually in the same state (a synced file is
         alike in all three): reuse its objects instead of keeping three copies of the
         path, the block list and often the whole state in memory."""
-        for other in TREES:
-            if other == tree:
-                continue
-            twin = self._trees.get(other, {}).get(state.path)
-            if twin is None:
-                continue
+        twins = [
+            twin
+            for other in TREES
+            if other != tree and (twin := self._trees.get(other, {}).get(state.path))
+        ]
+        for twin in twins:
             if twin == state:
                 return twin
-            if twin.blocks == state.blocks and twin.blocks is not state.blocks:
-                return dataclasses.replace(state, path=twin.path, blocks=twin.blocks)
-            return dataclasses.replace(state, path=twin.path)
-        return state
+        if not twins:
+            return state
+        twin = twins[0]
+        blocks = twin.blocks if twin.blocks == state.blocks else state.blocks
+        return dataclasses.replace(state, path=twin.path, blocks=blocks)
+
+    def compact(self) -> None:
+        """Drop the in-memory trees; they reload on next use, packed together (after a big
+        sync they sit scattered among the garbage of that sync, which then cannot be
+        handed back to the OS)."""
+        self._trees.clear()
 
     def get(self, tree: Tree, path: str) -> FileState | None:
         return self._mirror(tree).get(path)

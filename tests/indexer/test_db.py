@@ -259,3 +259,18 @@ def test_public_names():
     for module in (syncd.indexer, syncd.indexer.db, syncd.indexer.ignore, syncd.indexer.scanner):
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)
+
+
+def test_states_alike_in_several_trees_share_objects_and_survive_compact(index: Index):
+    blocks = (Block("ab" * 32, 10),)
+    synced = FileState("a/f", "file", 10, 0o644, 5, blocks, rev=3)
+    local = FileState("a/f", "file", 10, 0o644, 5, blocks, None, 77)
+    index.put("remote", synced)
+    index.put("base", FileState("a/f", "file", 10, 0o644, 5, (Block("ab" * 32, 10),), rev=3))
+    index.put("local", local)
+    assert index.get("base", "a/f") is index.get("remote", "a/f")  # one object, not two
+    assert index.get("local", "a/f").blocks is index.get("remote", "a/f").blocks
+    before = {t: index.all(t) for t in ("local", "remote", "base")}
+    index.compact()  # drop the mirrors: they reload from SQLite, equal and shared again
+    assert {t: index.all(t) for t in ("local", "remote", "base")} == before
+    assert index.get("base", "a/f") is index.get("remote", "a/f")
