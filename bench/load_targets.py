@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.peers.procs import cpu_seconds as proc_cpu_seconds
+from bench.peers.procs import status_kib
 from deploy.services import Moto, Proc, answers, free_port, wait_until
 from deploy.stack import PG_ADMIN, Stack, admin_sql
 
@@ -20,16 +22,12 @@ PASSWORD = "bench-password"
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return status_kib(pid, "VmRSS") / 1024
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return proc_cpu_seconds(pid, children=False)
 
 
 @dataclass
