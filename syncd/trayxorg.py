@@ -8,6 +8,11 @@
   requests race in the tray (trayer then squeezes the icon to one pixel, or drops
   it). Here the icon asks once, and a docked icon is just redrawn.
 - WM_NAME is Latin-1 only; the full title also goes to _NET_WM_NAME (UTF-8).
+- It grabs the whole X server to look up the tray's owner. If that connection then
+  stalls, every program on the display freezes with it (seen under load: Tk, the tests'
+  own connections and the tray all stuck for good). The lookup is one request and needs
+  no grab: if the tray goes away between it and the dock request, the DestroyNotify we
+  select for, or the next retry, puts it right.
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ def xorg_icon_class(base: type) -> type:
         def _on_button_press(self, event: Any) -> None:
             if event.detail in (1, 3):  # left or right button: the menu
                 self()
+
+        def _get_systray_manager(self) -> Any:
+            """The window owning the tray selection, or None (no server grab)."""
+            owner = self._display.get_selection_owner(self._net_system_tray_sx)
+            if owner == X.NONE:
+                return None
+            return self._display.create_resource_object("window", owner.id)
 
         def _show(self) -> None:
             if self._systray_manager is None:

@@ -9,12 +9,31 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 TOOLS = {"Xvfb": "xvfb", "trayer": "trayer", "xdotool": "xdotool"}
 NOTIFY_TOOLS = {"dbus-daemon": "dbus-daemon", "dunst": "dunst"}
+
+
+X_ANSWER = 20.0  # seconds an X request may take before the display counts as frozen
+
+
+def _open_display(name: str):
+    """A python-xlib connection to `name`, or AssertionError if the X server does not
+    answer within X_ANSWER s (a client holding a server grab freezes every other one;
+    the tests must fail and clean up then, not hang)."""
+    from Xlib import display
+
+    got: list = []
+    opener = threading.Thread(target=lambda: got.append(display.Display(name)), daemon=True)
+    opener.start()
+    opener.join(X_ANSWER)
+    if not got:
+        raise AssertionError(f"the X server {name} does not answer (is it grabbed?)")
+    return got[0]
 
 
 def missing(tools: dict[str, str]) -> list[str]:
@@ -132,9 +151,9 @@ class XDesktop:
 
     # -- looking at the screen ---------------------------------------------------------------
     def tray_manager_present(self) -> bool:
-        from Xlib import X, display
+        from Xlib import X
 
-        d = display.Display(self.display)
+        d = _open_display(self.display)
         try:
             atom = d.intern_atom(f"_NET_SYSTEM_TRAY_S{d.get_default_screen()}")
             return d.get_selection_owner(atom) != X.NONE
@@ -143,9 +162,9 @@ class XDesktop:
 
     def windows(self, wm_class: str) -> list[Window]:
         """Mapped windows whose WM_CLASS contains `wm_class`, anywhere in the tree."""
-        from Xlib import X, display
+        from Xlib import X
 
-        d = display.Display(self.display)
+        d = _open_display(self.display)
         root = d.screen().root
         found: list[Window] = []
         utf8, net_name = d.intern_atom("UTF8_STRING"), d.intern_atom("_NET_WM_NAME")
