@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +21,44 @@ import httpx
 DEPLOY = Path(__file__).resolve().parent
 
 
+_PORT_LOCK = threading.Lock()
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, for a process the caller starts next.
+
+    It comes from below the kernel's ephemeral range, so that between this check and the
+    child's bind no outgoing connection and no `bind(("127.0.0.1", 0))` elsewhere (our
+    proxies, other fixtures) can take it; and it is never handed out twice by one process
+    (harness threads start contenders side by side).
+    """
+    low = _ephemeral_low()
+    with _PORT_LOCK:
+        if low > 11000:
+            for _ in range(200):
+                port = random.randrange(10000, low)
+                if port in _HANDED_OUT:
+                    continue
+                with socket.socket() as s:
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError:
+                        continue
+                _HANDED_OUT.add(port)
+                return port
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        _HANDED_OUT.add(port)
+        return port
 
 
 def wait_until(ok: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

@@ -11,6 +11,7 @@ never judges times.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import platform
@@ -23,16 +24,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.peers.contenders import Contender, all_contenders
+from bench.peers.contenders.base import cap_waits
 from bench.peers.measure import tree_digest
 from bench.peers.proxy import ProxyLoop
 from bench.peers.report import build, idle_rows, markdown, table_rows, target_lines, text_table
-from bench.peers.scenarios import QUICK_SKIP, IdleResult, Run, Sizes, idle
+from bench.peers.scenarios import QUICK_SKIP, STALLED, IdleResult, Run, Sizes, idle
 
 SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8"]
+QUICK_WAIT = 90.0  # seconds: the most any one wait of the quick mode takes
+QUICK_DEADLINE = 540.0  # seconds: the quick mode dumps its threads and exits past this
+STARTED = time.monotonic()
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
+
+
+def step(msg: str) -> None:
+    """A progress line, with the seconds since the harness started."""
+    log(f"[{time.monotonic() - STARTED:6.1f} s] {msg}")
 
 
 def machine() -> str:
@@ -89,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     loop = ProxyLoop()
     tmp = Path(tempfile.mkdtemp(prefix="sd-peers-"))
     started = time.monotonic()
+    if args.quick:
+        # a smoke run of seconds: a contender that stalls fails within minutes, and if
+        # anything hangs regardless, every thread's stack is printed before exiting
+        cap_waits(QUICK_WAIT)
+        faulthandler.dump_traceback_later(QUICK_DEADLINE, exit=True)
     try:
         if args.quick:  # times are not judged: run the contenders side by side
             parts = [Part(c, tmp, loop, sizes, args.scenarios, info) for c in ready]
@@ -101,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             parts = [Part(ready, tmp, loop, sizes, args.scenarios, info)]  # type: ignore[arg-type]
             parts[0].run()
     finally:
+        faulthandler.cancel_dump_traceback_later()
         loop.close()
         shutil.rmtree(tmp, ignore_errors=True)
     results, failed, idle_results = merge(parts)
@@ -167,16 +183,12 @@ class Part:
             wanted = [s for s in SCENARIOS if s in self.scenarios and s != "8"]
             if wanted:
                 for c in self.cs:
-                    log(f"starting {c.label}")
-                    try:
-                        c.start(self.tmp / c.name, self.loop)
+                    if start(c, self.tmp / c.name, self.loop):
                         run.cs.append(c)
-                    except Exception as exc:
-                        self.info[c.name].update(status="failed", reason=f"did not start: {exc}")
-                        log(f"FAILED to start {c.label}: {exc}")
-                        c.stop()
+                    else:
+                        self.info[c.name].update(status="failed", reason=c.start_error)
                 for sid in wanted:
-                    log(f"scenario {sid}")
+                    step(f"scenario {sid} ({', '.join(c.name for c in run.cs)})")
                     run.step(sid)
                 for c in run.cs:
                     if tree_digest(c.a) != tree_digest(c.b):
@@ -188,9 +200,14 @@ class Part:
                 for old in self.cs:
                     if self.info[old.name]["status"] != "ran" or not run.wants(old, "8"):
                         continue
+                    if old.name in run.stalled:
+                        self.idle[old.name] = STALLED
+                        continue
+                    step(f"scenario 8 ({old.name})")
                     c = fresh[old.name]
                     try:
-                        c.start(self.tmp / f"{c.name}-idle", self.loop)
+                        if not start(c, self.tmp / f"{c.name}-idle", self.loop):
+                            raise RuntimeError(c.start_error)
                         self.idle[c.name] = idle(c, self.sizes, log)
                     except Exception as exc:
                         self.idle[c.name] = f"{type(exc).__name__}: {exc}"
@@ -200,6 +217,22 @@ class Part:
         finally:
             for c in run.cs:
                 c.stop()
+
+
+def start(c: Contender, base: Path, loop: ProxyLoop, tries: int = 2) -> bool:
+    """Start `c` in `base`; a start that fails (a peer that never connects on a loaded
+    machine) is stopped, logged and tried once more afresh. The last error stays in
+    `c.start_error`."""
+    for attempt in range(1, tries + 1):
+        step(f"starting {c.label}" + (f" (try {attempt})" if attempt > 1 else ""))
+        try:
+            c.start(base / f"try-{attempt}", loop)
+            return True
+        except Exception as exc:
+            c.start_error = f"did not start: {type(exc).__name__}: {exc}"
+            log(f"FAILED to start {c.label}: {exc}")
+            c.stop()
+    return False
 
 
 def merge(parts: list[Part]) -> tuple[dict, dict, dict]:

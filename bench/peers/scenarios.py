@@ -55,6 +55,7 @@ TITLES = {
 }
 
 QUICK_SKIP = "not run in quick mode (see the contender's quick_scenarios)"
+STALLED = "not run: an earlier wait of this contender timed out"
 Results = dict[str, dict[str, list[Sample]]]  # scenario -> contender -> samples
 
 
@@ -67,6 +68,7 @@ class Run:
         self.log = log
         self.results: Results = {}
         self.failed: dict[str, dict[str, str]] = {}  # scenario -> contender -> why
+        self.stalled: set[str] = set()  # contenders that timed out: not run any further
         self.big = bytearray()
 
     def step(self, sid: str) -> None:
@@ -90,7 +92,7 @@ class Run:
             if not self.wants(c, sid):
                 self.failed.setdefault(sid, {}).setdefault(c.name, QUICK_SKIP)
                 continue
-            if c.name in self.failed.get(sid, {}) or self._broken(c):
+            if c.name in self.failed.get(sid, {}) or self._broken(c, sid):
                 continue
             change, expect = change_for(c)
             try:
@@ -98,6 +100,8 @@ class Run:
             except Exception as exc:
                 self.failed.setdefault(sid, {})[c.name] = f"{type(exc).__name__}: {exc}"
                 self.log(f"  {c.name}: FAILED {exc}")
+                if isinstance(exc, TimeoutError):
+                    self.stalled.add(c.name)  # its later scenarios would only wait again
                 continue
             self.results.setdefault(sid, {}).setdefault(c.name, []).append(sample)
             self.log(
@@ -105,12 +109,15 @@ class Run:
                 f"  wire {sample.wire:>11,}  cpu {sample.cpu:6.2f} s"
             )
 
-    def _broken(self, c: Contender) -> bool:
+    def _broken(self, c: Contender, sid: str) -> bool:
+        if c.name in self.stalled:
+            self.failed.setdefault(sid, {}).setdefault(c.name, STALLED)
+            return True
         return any(c.name in f and "setup" in f[c.name] for f in self.failed.values())
 
     def _prepare(self, sid: str, c: Contender, make: Callable[[], None], expect: Expect) -> bool:
         """An unmeasured change every contender must carry before scenario `sid`."""
-        if not self.wants(c, sid):
+        if not self.wants(c, sid) or self._broken(c, sid):
             return False
         try:
             make()
@@ -120,6 +127,8 @@ class Run:
             return True
         except Exception as exc:
             self.failed.setdefault(sid, {})[c.name] = f"setup: {type(exc).__name__}: {exc}"
+            if isinstance(exc, TimeoutError):
+                self.stalled.add(c.name)
             self.log(f"  {c.name}: setup of {sid} FAILED {exc}")
             return False
 

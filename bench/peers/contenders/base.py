@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.peers.proxy import Proxy, ProxyLoop
 from tests.support.server import free_port
 
-__all__ = ["Contender", "Wire", "free_port", "poll", "wait_port"]
+__all__ = ["Contender", "Wire", "cap_waits", "free_port", "poll", "wait_port"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,18 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
+_WAIT_CAP = [float("inf")]
+
+
+def cap_waits(seconds: float) -> None:
+    """Bound every `poll` of this process by `seconds` (the quick mode: a contender that
+    stalls is reported as failed in minutes, not after the full run's generous bounds)."""
+    _WAIT_CAP[0] = seconds
+
+
 def poll(cond: Callable[[], bool], what: str, timeout: float, interval: float = 0.05) -> None:
     """Wait until `cond()` holds; a generous bound against hangs, not a speed check."""
+    timeout = min(timeout, _WAIT_CAP[0])
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -62,6 +72,7 @@ class Contender:
         self.proxies: list[Proxy] = []
         self.extra_cpu = 0.0  # harness-run helper processes (rsync pushes)
         self.extra_rss = 0
+        self.start_error = ""  # why the last start failed
 
     # -- to implement ------------------------------------------------------------------
     def missing(self) -> str | None:

@@ -56,6 +56,7 @@ class Syncd(Contender):
             d.stop()
         if self.server is not None:
             self.server.stop()
+        self.devs, self.server = [], None  # a start after a failed one begins afresh
 
     def roots(self) -> list[int]:
         procs = [self.server.proc if self.server else None] + [d.proc for d in self.devs]
