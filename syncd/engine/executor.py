@@ -44,6 +44,7 @@ from syncd.transport.client import ServerClient
 log = logging.getLogger("syncd.executor")
 
 COMMIT_BATCH = 1000
+COMMIT_GROUP_BYTES = 16 << 20  # new chunks uploaded before their files are committed
 QUOTA_EXCEEDED = 507  # the server's answer when the user's storage quota is full
 UPLOAD_BATCH_BYTES = 8 << 20  # chunks of many files travel together up to this size
 SMALL_FILE = 1 << 20  # files up to this size are downloaded in batches
@@ -122,34 +123,50 @@ class Executor:
 
     # -- upload and commit -------------------------------------------------------------
     def _push(self, ops: list[Op], out: Outcome) -> None:
+        """Upload the chunks the server lacks and commit, a group at a time: a group's
+        commits go out as soon as its chunks are stored, so other devices start pulling
+        the first files while this one still uploads the rest (and a failure later on
+        keeps what was committed). Groups are prefixes of `ops`, in the planner's order."""
         uploads = [op for op in ops if isinstance(op, Upload) and op.local.kind == "file"]
         ids = {b.id for op in uploads for b in op.local.blocks} - self._owned(uploads)
         missing = set(self.client.missing(self.ns, list(ids))) if ids else set()
         failed: set[str] = set()
-        over_quota: RequestRejected | None = None
+        groups = _commit_groups(ops, missing)
+        done = 0
         try:
-            with _Uploader(self) as uploader:
-                for op in uploads:
-                    wanted = _first_of_each(op.local.blocks, missing)
-                    try:
-                        for chunk_id, data in self._read_blocks(op.path, wanted):
-                            if chunk_id in missing:  # not already sent for another file
-                                missing.discard(chunk_id)
-                                uploader.add(chunk_id, data)
-                    except FileError as exc:
-                        failed.add(op.path)
-                        out.rescan.add(op.path)
-                        out.problems[op.path] = exc.reason
+            for group in groups:
+                self._upload(group, missing, failed, out)
+                self._commit_all([op for op in group if op.path not in failed], out)
+                done += 1
         except RequestRejected as exc:
             if exc.status != QUOTA_EXCEEDED:
                 raise
-            over_quota = exc
-            failed |= self._upload_what_fits(uploads, failed, out)
-        sendable = [op for op in ops if op.path not in failed]
-        for start in range(0, len(sendable), COMMIT_BATCH):
-            self._commit(sendable[start : start + COMMIT_BATCH], out)
-        if over_quota is not None:
-            raise over_quota  # the loop reports it and retries later
+            rest = [op for group in groups[done:] for op in group]
+            left = [op for op in rest if isinstance(op, Upload) and op.local.kind == "file"]
+            failed |= self._upload_what_fits(left, failed, out)
+            self._commit_all([op for op in rest if op.path not in failed], out)
+            raise  # the loop reports it and retries later
+
+    def _upload(self, ops: list[Op], missing: set[str], failed: set[str], out: Outcome) -> None:
+        """Send the chunks of `ops`' files that the server lacks (each once)."""
+        with _Uploader(self) as uploader:
+            for op in ops:
+                if not (isinstance(op, Upload) and op.local.kind == "file"):
+                    continue
+                wanted = _first_of_each(op.local.blocks, missing)
+                try:
+                    for chunk_id, data in self._read_blocks(op.path, wanted):
+                        if chunk_id in missing:  # not already sent for another file
+                            missing.discard(chunk_id)
+                            uploader.add(chunk_id, data)
+                except FileError as exc:
+                    failed.add(op.path)
+                    out.rescan.add(op.path)
+                    out.problems[op.path] = exc.reason
+
+    def _commit_all(self, ops: list[Op], out: Outcome) -> None:
+        for start in range(0, len(ops), COMMIT_BATCH):
+            self._commit(ops[start : start + COMMIT_BATCH], out)
 
     def _upload_what_fits(self, uploads: list[Upload], failed: set[str], out: Outcome) -> set[str]:
         """Over quota: upload file by file, smallest first, so every file that fits still
@@ -443,6 +460,25 @@ class _Uploader:
             self.ex.on_progress("up", size)
 
         self.inflight.append(self.ex._pool().submit(send))
+
+
+def _commit_groups(ops: list[Op], missing: set[str]) -> list[list[Op]]:
+    """Split `ops` (in order) into groups carrying about COMMIT_GROUP_BYTES of chunks the
+    server lacks, or COMMIT_BATCH ops, whichever comes first. Pure."""
+    groups: list[list[Op]] = [[]]
+    size = 0
+    seen: set[str] = set()
+    for op in ops:
+        if isinstance(op, Upload) and op.local.kind == "file":
+            for block in op.local.blocks:
+                if block.id in missing and block.id not in seen:
+                    seen.add(block.id)
+                    size += block.size
+        groups[-1].append(op)
+        if size >= COMMIT_GROUP_BYTES or len(groups[-1]) >= COMMIT_BATCH:
+            groups.append([])
+            size = 0
+    return [g for g in groups if g]
 
 
 def _written(result: FileState | Exception) -> bool:
