@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeGuard
 
 import blake3
 
@@ -127,7 +128,7 @@ class Executor:
         commits go out as soon as its chunks are stored, so other devices start pulling
         the first files while this one still uploads the rest (and a failure later on
         keeps what was committed). Groups are prefixes of `ops`, in the planner's order."""
-        uploads = [op for op in ops if isinstance(op, Upload) and op.local.kind == "file"]
+        uploads = [op for op in ops if _file_upload(op)]
         ids = {b.id for op in uploads for b in op.local.blocks} - self._owned(uploads)
         missing = set(self.client.missing(self.ns, list(ids))) if ids else set()
         failed: set[str] = set()
@@ -142,7 +143,7 @@ class Executor:
             if exc.status != QUOTA_EXCEEDED:
                 raise
             rest = [op for group in groups[done:] for op in group]
-            left = [op for op in rest if isinstance(op, Upload) and op.local.kind == "file"]
+            left = [op for op in rest if _file_upload(op)]
             failed |= self._upload_what_fits(left, failed, out)
             self._commit_all([op for op in rest if op.path not in failed], out)
             raise  # the loop reports it and retries later
@@ -151,7 +152,7 @@ class Executor:
         """Send the chunks of `ops`' files that the server lacks (each once)."""
         with _Uploader(self) as uploader:
             for op in ops:
-                if not (isinstance(op, Upload) and op.local.kind == "file"):
+                if not _file_upload(op):
                     continue
                 wanted = _first_of_each(op.local.blocks, missing)
                 try:
@@ -462,6 +463,10 @@ class _Uploader:
         self.inflight.append(self.ex._pool().submit(send))
 
 
+def _file_upload(op: Op) -> TypeGuard[Upload]:
+    return isinstance(op, Upload) and op.local.kind == "file"
+
+
 def _commit_groups(ops: list[Op], missing: set[str]) -> list[list[Op]]:
     """Split `ops` (in order) into groups carrying about COMMIT_GROUP_BYTES of chunks the
     server lacks, or COMMIT_BATCH ops, whichever comes first. Pure."""
@@ -469,7 +474,7 @@ def _commit_groups(ops: list[Op], missing: set[str]) -> list[list[Op]]:
     size = 0
     seen: set[str] = set()
     for op in ops:
-        if isinstance(op, Upload) and op.local.kind == "file":
+        if _file_upload(op):
             for block in op.local.blocks:
                 if block.id in missing and block.id not in seen:
                     seen.add(block.id)
