@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from syncd.chunker import ChunkParams, chunk_file
 from syncd.engine import executor as executor_mod
 from syncd.engine.executor import Executor, _commit_groups
@@ -65,23 +63,14 @@ class Spy(ServerClient):
         return super().commit_batch(ns, ops)
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    s = ServerProc(tmp_path / "server").start()
-    s.adduser("ann")
-    yield s
-    s.stop()
-
-
 def test_a_big_batch_is_committed_while_its_later_chunks_are_still_to_be_sent(
-    server: ServerProc, tmp_path: Path, monkeypatch
+    server: ServerProc, new_user, tmp_path: Path, monkeypatch
 ):
     monkeypatch.setattr(executor_mod, "COMMIT_GROUP_BYTES", 1 * MIB)
-    login = ServerClient(server.url)
-    body = login.login("ann", "correct horse", "laptop")
-    login.close()
-    client = Spy(server.url, body["token"])
-    params = ChunkParams.from_dict(body["chunking"])
+    session = new_user("laptop")
+    session.client.close()
+    client = Spy(server.url, session.token)
+    params = ChunkParams.from_dict(session.chunking)
     root = tmp_path / "folder"
     (root / ".syncd").mkdir(parents=True)
     ops = []
@@ -94,10 +83,10 @@ def test_a_big_batch_is_committed_while_its_later_chunks_are_still_to_be_sent(
         ops.append(Upload(path.name, state, None))
     client.all_ids = [b.id for op in ops for b in op.local.blocks]
     index = Index.open(tmp_path / "index.sqlite3")
-    ex = Executor(index, LocalFS(root, root / ".syncd"), client, body["namespace"], "laptop")
+    ex = Executor(index, LocalFS(root, root / ".syncd"), client, session.ns, "laptop")
     try:
         out = ex.run(ops)
-        listed = {e["path"] for e in client.list_folder(body["namespace"], "")}
+        listed = {e["path"] for e in client.list_folder(session.ns, "")}
     finally:
         client.close()
     assert out.committed == 8 and not out.problems
