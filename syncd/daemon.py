@@ -99,7 +99,7 @@ class Daemon:
         marker = self.root / STATE_DIR
         if marker.is_dir():
             return
-        if self.index.all("local") or self.index.all("base"):
+        if not (self.index.is_empty("local") and self.index.is_empty("base")):
             self.index.close()
             raise SyncdError(
                 f"{marker} is missing: the sync folder {self.root} looks unmounted or replaced."

@@ -43,7 +43,7 @@ QUOTA_RETRY = 60.0  # seconds between attempts while over quota
 PATH_RETRY = 2.0  # first retry of a path whose op failed; doubles each time
 PATH_RETRY_MAX = 300.0
 MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
-RELEASE_AFTER = 1000  # a cycle over this many paths hands its scratch memory back
+RELEASE_AFTER = 1000  # a cycle that looks at this many paths hands its garbage back
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -225,6 +225,7 @@ class SyncLoop:
         always planned (in this cycle, or the next if the rounds ran out).
         """
         self.status.update(busy=True)
+        worked = len(dirty) if dirty is not None else RELEASE_AFTER  # paths looked at
         try:
             self._check_marker()
             pulled = self._pull_remote()
@@ -235,7 +236,7 @@ class SyncLoop:
             if not full and not touched:
                 return  # nothing new on either side
             self._replan = True  # until this cycle completes
-            worked = len(touched)  # paths that changed (a rescan that found nothing: 0)
+            worked += RELEASE_AFTER if full else len(touched)
             for _ in range(MAX_ROUNDS):
                 ops = self._plan(None if full else touched)
                 if not ops:
@@ -257,13 +258,10 @@ class SyncLoop:
                 self._remote_pending = True
             self._replan = False
             self.status.finish_cycle(self.clock())
-            if worked >= RELEASE_AFTER:
-                self.index.compact()
-                release_memory()
-                for tree in TREES:
-                    self.index.get(tree, "")  # reload now, while the heap is empty
         finally:
             self.status.update(busy=False)
+            if worked >= RELEASE_AFTER:  # a full pass or a big one, even if nothing changed
+                release_memory()
 
     def _folder_present(self) -> bool:
         """False (and the status says why) while the folder's state dir is missing."""
@@ -294,9 +292,7 @@ class SyncLoop:
             trees = [self.index.all(t) for t in TREES]
         else:
             wanted = self._related(paths)
-            trees = [
-                {p: s for p in wanted if (s := self.index.get(t, p)) is not None} for t in TREES
-            ]
+            trees = [self.index.get_many(t, wanted) for t in TREES]
         ignored = {
             path
             for tree in trees
@@ -310,12 +306,13 @@ class SyncLoop:
     def _related(self, paths: set[str]) -> set[str]:
         """`paths`, their ancestors, and the subtrees of those that are (or were) folders."""
         wanted: set[str] = set()
+        known = [self.index.get_many(t, paths) for t in TREES]
         for path in paths:
             up = path
             while up and up not in wanted:
                 wanted.add(up)
                 up = parent_of(up)
-            kinds = {s.kind for t in TREES if (s := self.index.get(t, path)) is not None}
+            kinds = {s.kind for states in known if (s := states.get(path)) is not None}
             if "dir" in kinds or not kinds:
                 for tree in TREES:
                     wanted.update(self.index.paths_under(tree, path))
@@ -329,7 +326,7 @@ class SyncLoop:
             self.ignore = Ignore.from_root(self.root)
         result = scan(
             self.root,
-            self.index.all("local"),
+            self.index.all("local") if only is None else self.index.local_snapshot(),
             self.ignore,
             self.params,
             **({"chunk_fn": self.chunk_fn} if self.chunk_fn else {}),
@@ -368,13 +365,10 @@ class SyncLoop:
                     return self._resync(forget_base=True)
                 raise
             if page.entries:
+                latest = {entry["path"]: state_from_entry(entry) for entry in page.entries}
                 with self.index.transaction():
-                    for entry in page.entries:
-                        state = state_from_entry(entry)
-                        if state is None:
-                            self.index.delete("remote", entry["path"])
-                        else:
-                            self.index.put("remote", state)
+                    self.index.delete_many("remote", [p for p, s in latest.items() if s is None])
+                    self.index.put_many("remote", [s for s in latest.values() if s is not None])
                     self.index.set_meta("cursor", str(page.cursor))
             applied.update(entry["path"] for entry in page.entries)
             cursor = page.cursor

@@ -6,12 +6,10 @@ trees survive a killed process. `synchronous=NORMAL`: a power cut may lose the l
 commits but never corrupts the file; losing them only makes the planner see both
 sides changed to the same content, which it settles without a transfer.
 
-Each tree is mirrored in memory (loaded on first use, kept in step by every write,
-reloaded after a rollback), so `get` and `all` cost a dict lookup / a dict copy even
-for 100,000 paths. A path's states in the three trees share their objects where they
-are equal (path, block list, often the whole state), which keeps a synced folder at
-about one copy in memory instead of three. This assumes one Index per file: the
-daemon's.
+The trees stay in SQLite: `get` and `get_many` read by primary key, and only `all`
+builds a whole tree in memory, for the caller to use and drop (a full scan or plan).
+An idle daemon over 100,000 paths therefore holds none of them, and a cycle that
+touches a few paths reads a few rows.
 
 Threads: an Index belongs to one thread at a time (the daemon's control thread). The
 connection is opened with `check_same_thread=False` so it may be created on one thread
@@ -25,7 +23,6 @@ and `meta` (text values).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import json
 import os
@@ -35,11 +32,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, get_args
 
-import sqlite_utils
-
 from syncd.indexer.state import Block, FileState
 
-__all__ = ["SCHEMA_VERSION", "TREES", "Index", "Tree", "decode_blocks", "encode_blocks"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "TREES",
+    "Index",
+    "LocalSnapshot",
+    "Tree",
+    "decode_blocks",
+    "encode_blocks",
+]
 
 Tree = Literal["local", "remote", "base"]
 TREES: tuple[str, ...] = get_args(Tree)
@@ -65,6 +68,7 @@ _SCHEMA = [
 ]
 
 _Row = tuple[str, str, int, int, int, int | None, int | None, str]
+_IN_BATCH = 500  # paths per `IN (...)` query (SQLite allows 32,766 parameters)
 
 
 def encode_blocks(blocks: Iterable[Block]) -> str:
@@ -107,6 +111,16 @@ def _by_id(key: tuple[str, str]) -> str:
     return key[0]
 
 
+def _storable(path: str) -> bool:
+    """False for a name no table can hold: one with undecodable bytes (surrogate
+    escapes), which the scanner reports as a problem and never stores."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _tree(tree: str) -> str:
     if tree not in TREES:
         raise ValueError(f"unknown tree {tree!r}; expected one of {TREES}")
@@ -119,9 +133,8 @@ class Index:
     def __init__(self, conn: sqlite3.Connection) -> None:
         """Wrap an open connection (autocommit: `isolation_level=None`); see `open`."""
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self._trees: dict[str, dict[str, FileState]] = {}
-        with self.db.atomic():
+        self._savepoints = 0
+        with self.transaction():
             for statement in _SCHEMA:
                 conn.execute(statement)
             if self.get_meta("schema") is None:
@@ -139,14 +152,13 @@ class Index:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        # KiB: 8 MiB. The trees live in memory (see above); the cache only serves writes and
-        # the few lookups by inode or chunk id, so a larger one would mostly be idle RSS.
+        # KiB: 8 MiB of pages serve the lookups by path, inode and chunk id; it is part
+        # of the idle daemon's RSS, so it stays small (the trees are read by primary key).
         conn.execute("PRAGMA cache_size = -8192")
         return cls(conn)
 
     def close(self) -> None:
         self.conn.close()
-        self._trees.clear()
 
     def __enter__(self) -> Index:
         return self
@@ -157,13 +169,32 @@ class Index:
     # -- transactions ------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all; nested blocks are savepoints."""
-        try:
-            with self.db.atomic():
+        """All writes inside commit together or not at all; nested blocks are savepoints
+        (a nested block that fails rolls back its own writes only)."""
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+            try:
                 yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.rollback()
+                raise
+            return
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
         except BaseException:
-            self._trees.clear()  # the mirrors may hold rolled-back writes: reload them
+            if self.conn.in_transaction:  # an error may have ended the whole transaction
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
             raise
+        else:
+            self.conn.execute(f"RELEASE {name}")
+        finally:
+            self._savepoints -= 1
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -174,86 +205,74 @@ class Index:
                 yield
 
     # -- trees -------------------------------------------------------------------------
-    def _mirror(self, tree: str) -> dict[str, FileState]:
-        mirror = self._trees.get(_tree(tree))
-        if mirror is None:
-            rows = self.conn.execute(f"SELECT {_COLUMNS} FROM {tree}")
-            gc_was_on = gc.isenabled()
-            gc.disable()  # 100k objects in a row would trigger needless collections
-            try:
-                mirror = {}
-                for row in rows:
-                    state = self._share(_state(row), tree)
-                    mirror[state.path] = state
-            finally:
-                if gc_was_on:
-                    gc.enable()
-            self._trees[tree] = mirror
-        return mirror
-
-    def _share(self, state: FileState, tree: str) -> FileState:
-        """The same path in another tree, usually in the same state (a synced file is
-        alike in all three): reuse its objects instead of keeping three copies of the
-        path, the block list and often the whole state in memory."""
-        twins = [
-            twin
-            for other in TREES
-            if other != tree and (twin := self._trees.get(other, {}).get(state.path))
-        ]
-        for twin in twins:
-            if twin == state:
-                return twin
-        if not twins:
-            return state
-        twin = twins[0]
-        blocks = twin.blocks if twin.blocks == state.blocks else state.blocks
-        return dataclasses.replace(state, path=twin.path, blocks=blocks)
-
-    def compact(self) -> None:
-        """Drop the in-memory trees; they reload on next use, packed together (after a big
-        sync they sit scattered among the garbage of that sync, which then cannot be
-        handed back to the OS)."""
-        self._trees.clear()
-
     def get(self, tree: Tree, path: str) -> FileState | None:
-        return self._mirror(tree).get(path)
+        if not _storable(path):
+            return None
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM {_tree(tree)} WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else _state(row)
+
+    def get_many(self, tree: Tree, paths: Iterable[str]) -> dict[str, FileState]:
+        """The states of those of `paths` that are in the tree, by path."""
+        table = _tree(tree)
+        wanted = [p for p in dict.fromkeys(paths) if _storable(p)]
+        found: dict[str, FileState] = {}
+        for start in range(0, len(wanted), _IN_BATCH):
+            batch = wanted[start : start + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM {table} WHERE path IN ({marks})", batch
+            )
+            for row in rows:
+                found[row[0]] = _state(row)
+        return found
 
     def all(self, tree: Tree) -> dict[str, FileState]:
-        """Every state of one tree, by path (a fresh dict: the caller may change it)."""
-        return dict(self._mirror(tree))
+        """Every state of one tree, by path, read from SQLite (a fresh dict: the caller
+        may change it, and it is garbage once the caller drops it)."""
+        rows = self.conn.execute(f"SELECT {_COLUMNS} FROM {_tree(tree)}")
+        gc_was_on = gc.isenabled()
+        gc.disable()  # 100k objects in a row would trigger needless collections
+        try:
+            return {row[0]: _state(row) for row in rows}
+        finally:
+            if gc_was_on:
+                gc.enable()
+
+    def is_empty(self, tree: Tree) -> bool:
+        return self.conn.execute(f"SELECT 1 FROM {_tree(tree)} LIMIT 1").fetchone() is None
 
     def put(self, tree: Tree, state: FileState) -> None:
         self.put_many(tree, (state,))
 
     def put_many(self, tree: Tree, states: Iterable[FileState]) -> None:
         """Insert or replace states; one statement per table (executemany)."""
-        mirror = self._mirror(tree)
-        new = {s.path: self._share(s, tree) for s in states}
+        table = _tree(tree)
+        new = {s.path: s for s in states}
         if not new:
             return
         with self._writing():
+            if tree == "local":
+                old = self.get_many("local", new)
+                self._reindex_blocks([(old.get(p), s) for p, s in new.items()])
             self.conn.executemany(
-                f"INSERT OR REPLACE INTO {tree} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {table} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [_row(s) for s in new.values()],
             )
-            if tree == "local":
-                self._reindex_blocks([(mirror.get(p), s) for p, s in new.items()])
-            mirror.update(new)
 
     def delete(self, tree: Tree, path: str) -> None:
         self.delete_many(tree, (path,))
 
     def delete_many(self, tree: Tree, paths: Iterable[str]) -> None:
-        mirror = self._mirror(tree)
-        gone = [p for p in dict.fromkeys(paths) if p in mirror]
+        table = _tree(tree)
+        gone = [p for p in dict.fromkeys(paths) if _storable(p)]
         if not gone:
             return
         with self._writing():
-            self.conn.executemany(f"DELETE FROM {tree} WHERE path = ?", [(p,) for p in gone])
             if tree == "local":
-                self._reindex_blocks([(mirror[p], None) for p in gone])
-            for path in gone:
-                del mirror[path]
+                self._reindex_blocks([(s, None) for s in self.get_many("local", gone).values()])
+            self.conn.executemany(f"DELETE FROM {table} WHERE path = ?", [(p,) for p in gone])
 
     def clear(self, tree: Tree) -> None:
         """Forget every state of one tree (e.g. before a full resync of `remote`)."""
@@ -261,7 +280,6 @@ class Index:
             self.conn.execute(f"DELETE FROM {_tree(tree)}")
             if tree == "local":
                 self.conn.execute("DELETE FROM local_blocks")
-            self._trees[tree] = {}
 
     def _reindex_blocks(self, changes: list[tuple[FileState | None, FileState | None]]) -> None:
         """Keep local_blocks in step with (old, new) local states; sorted for fast B-trees."""
@@ -289,6 +307,8 @@ class Index:
     def paths_under(self, tree: Tree, folder: str) -> list[str]:
         """Sorted paths strictly inside `folder` ('' is the root: every path)."""
         table = _tree(tree)
+        if not _storable(folder):
+            return []
         if folder == "":
             rows = self.conn.execute(f"SELECT path FROM {table} ORDER BY path")
         else:
@@ -310,9 +330,22 @@ class Index:
 
     # -- lookups for reuse -------------------------------------------------------------
     def find_local_by_inode(self, inode: int) -> FileState | None:
-        row = self.conn.execute("SELECT path FROM local WHERE inode = ? LIMIT 1", (inode,))
+        row = self.conn.execute(f"SELECT {_COLUMNS} FROM local WHERE inode = ? LIMIT 1", (inode,))
         found = row.fetchone()
-        return None if found is None else self.get("local", found[0])
+        return None if found is None else _state(found)
+
+    def find_local_file(self, inode: int, size: int, mtime_ns: int) -> FileState | None:
+        """A local file with this (inode, size, mtime_ns): the same bytes under some path."""
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM local WHERE inode = ? AND size = ? AND mtime_ns = ?"
+            " AND kind = 'file' LIMIT 1",
+            (inode, size, mtime_ns),
+        ).fetchone()
+        return None if row is None else _state(row)
+
+    def local_snapshot(self) -> LocalSnapshot:
+        """The local tree for a partial rescan, read path by path (see `scan`)."""
+        return LocalSnapshot(self)
 
     def find_block(self, block_id: str) -> tuple[str, int, int] | None:
         """(path, offset, size) of a chunk inside a local file that matches its base.
@@ -353,3 +386,25 @@ class Index:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value))
                 )
+
+
+class LocalSnapshot:
+    """The local tree as the scanner asks for it (`syncd.indexer.scanner.Snapshot`),
+    answered by queries: a rescan of a few paths reads a few rows, not 100,000."""
+
+    def __init__(self, index: Index) -> None:
+        self._index = index
+
+    def get(self, path: str) -> FileState | None:
+        return self._index.get("local", path)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and self._index.get("local", path) is not None
+
+    def within(self, scope: str) -> list[str]:
+        """`scope` (if it is a state) and every path below it; '' is every path."""
+        below = self._index.paths_under("local", scope)
+        return below if scope == "" or scope not in self else [scope, *below]
+
+    def donor(self, inode: int, size: int, mtime_ns: int) -> FileState | None:
+        return self._index.find_local_file(inode, size, mtime_ns)

@@ -38,7 +38,7 @@ import errno
 import os
 import stat
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,7 +51,7 @@ from syncd.paths import parent_of, validate_path
 if TYPE_CHECKING:
     from syncd.chunker import ChunkParams
 
-__all__ = ["ChunkFn", "ChunkLike", "ScanResult", "scan"]
+__all__ = ["ChunkFn", "ChunkLike", "MappingSnapshot", "ScanResult", "Snapshot", "scan"]
 
 CHANGING = "changing while being read; will retry"
 NOT_NFC = "name is not in Unicode NFC form; rename it to sync it"
@@ -70,6 +70,57 @@ class ChunkLike(Protocol):
 
 
 ChunkFn = Callable[[Path, Any], Sequence[ChunkLike]]
+
+
+class Snapshot(Protocol):
+    """The previous local tree, as the scanner asks for it: a dict of 100,000 states
+    (`MappingSnapshot`) for a full scan, or queries on the index for a partial one."""
+
+    def get(self, path: str) -> FileState | None: ...
+    def __contains__(self, path: object) -> bool: ...
+    def within(self, scope: str) -> Iterable[str]:
+        """`scope` (if it is a state) and every path below it; '' is every path."""
+        ...
+
+    def donor(self, inode: int, size: int, mtime_ns: int) -> FileState | None:
+        """A file with this (inode, size, mtime_ns), whose blocks a new path may reuse."""
+        ...
+
+
+class MappingSnapshot:
+    """A `Snapshot` over a dict of states by path."""
+
+    def __init__(self, states: Mapping[str, FileState]) -> None:
+        self._states = states
+        self._keys: list[str] | None = None
+        self._donors: dict[tuple[int, int, int], FileState] | None = None
+
+    def get(self, path: str) -> FileState | None:
+        return self._states.get(path)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._states
+
+    def within(self, scope: str) -> Iterable[str]:
+        if scope == "":
+            return self._states.keys()
+        if self._keys is None:
+            self._keys = sorted(self._states)
+        lo = bisect.bisect_left(self._keys, scope + "/")
+        hi = bisect.bisect_left(self._keys, scope + "0")  # '/' sorts right before '0'
+        below = self._keys[lo:hi]
+        return [scope, *below] if scope in self._states else below
+
+    def donor(self, inode: int, size: int, mtime_ns: int) -> FileState | None:
+        if self._donors is None:
+            self._donors = {
+                (s.inode, s.size, s.mtime_ns): s
+                for s in self._states.values()
+                if s.kind == "file" and s.inode is not None
+            }
+        return self._donors.get((inode, size, mtime_ns))
+
+
 _Ident = tuple[int, int]  # (st_dev, st_ino)
 
 
@@ -89,19 +140,22 @@ class ScanResult:
 
 def scan(
     root: Path | str,
-    snapshot: dict[str, FileState],
+    snapshot: Snapshot | Mapping[str, FileState],
     ignore: Ignore,
     params: ChunkParams,
     chunk_fn: ChunkFn | None = None,
     only: Iterable[str] | None = None,
 ) -> ScanResult:
-    """Compare the folder with `snapshot` (the index's local tree).
+    """Compare the folder with `snapshot` (the index's local tree: a dict by path, or
+    any `Snapshot`, e.g. `Index.local_snapshot()` for a partial rescan).
 
     `only`: rescan just these relative paths (a folder with its subtree), e.g. the
     watcher's dirty set; missing ancestors are picked up too. '' or `.syncignore`
     among them means a full scan (new ignore rules change what is in the tree).
     Raises FatalError if the root is not a folder that can be listed.
     """
+    if isinstance(snapshot, Mapping):
+        snapshot = MappingSnapshot(snapshot)
     scanner = _Scanner(Path(root), snapshot, ignore, params, chunk_fn or _real_chunk_file)
     return scanner.run(None if only is None else set(only))
 
@@ -136,7 +190,7 @@ class _Scanner:
     def __init__(
         self,
         root: Path,
-        snapshot: dict[str, FileState],
+        snapshot: Snapshot,
         ignore: Ignore,
         params: ChunkParams,
         chunk_fn: ChunkFn,
@@ -307,11 +361,6 @@ class _Scanner:
     def _chunk_pending(self) -> None:
         if not self.pending:
             return
-        donors = {
-            (s.inode, s.size, s.mtime_ns): s
-            for s in self.snapshot.values()
-            if s.kind == "file" and s.inode is not None
-        }
         for path, (abs_path, ident) in self.pending.items():
             try:
                 before = os.lstat(abs_path)
@@ -323,7 +372,7 @@ class _Scanner:
             if not stat.S_ISREG(before.st_mode) or (before.st_dev, before.st_ino) != ident:
                 self._changing(path)  # replaced since its folder was listed
                 continue
-            donor = donors.get((before.st_ino, before.st_size, before.st_mtime_ns))
+            donor = self.snapshot.donor(before.st_ino, before.st_size, before.st_mtime_ns)
             blocks = donor.blocks if donor is not None else self._chunk(path, abs_path, before)
             if blocks is not None:
                 self.seen[path] = FileState(
@@ -380,16 +429,11 @@ class _Scanner:
         snapshot = self.snapshot
         self.out.changed = {p: s for p, s in self.seen.items() if snapshot.get(p) != s}
         if "" in self.scopes:
-            candidates: Iterable[str] = snapshot
+            candidates: Iterable[str] = snapshot.within("")
         else:
-            keys = sorted(snapshot)
             found: set[str] = set()
             for scope in self.scopes:
-                if scope in snapshot:
-                    found.add(scope)
-                lo = bisect.bisect_left(keys, scope + "/")
-                hi = bisect.bisect_left(keys, scope + "0")  # '/' sorts right before '0'
-                found.update(keys[lo:hi])
+                found.update(snapshot.within(scope))
             candidates = found
         self.out.removed = {p for p in candidates if p not in self.seen and not self._is_held(p)}
 

@@ -261,16 +261,69 @@ def test_public_names():
             assert hasattr(module, name), (module.__name__, name)
 
 
-def test_states_alike_in_several_trees_share_objects_and_survive_compact(index: Index):
-    blocks = (Block("ab" * 32, 10),)
-    synced = FileState("a/f", "file", 10, 0o644, 5, blocks, rev=3)
-    local = FileState("a/f", "file", 10, 0o644, 5, blocks, None, 77)
-    index.put("remote", synced)
-    index.put("base", FileState("a/f", "file", 10, 0o644, 5, (Block("ab" * 32, 10),), rev=3))
-    index.put("local", local)
-    assert index.get("base", "a/f") is index.get("remote", "a/f")  # one object, not two
-    assert index.get("local", "a/f").blocks is index.get("remote", "a/f").blocks
-    before = {t: index.all(t) for t in ("local", "remote", "base")}
-    index.compact()  # drop the mirrors: they reload from SQLite, equal and shared again
-    assert {t: index.all(t) for t in ("local", "remote", "base")} == before
-    assert index.get("base", "a/f") is index.get("remote", "a/f")
+def test_get_many_is_empty_and_find_local_file(index: Index):
+    index.put_many("local", [f("a", A, inode=1), f("b", B, inode=2), FileState("d", "dir")])
+    assert index.get_many("local", ["a", "nope", "d", "a"]) == {
+        "a": f("a", A, inode=1),
+        "d": FileState("d", "dir"),
+    }
+    many = [f"p{i}" for i in range(1_234)]  # more than one IN (...) query's worth
+    index.put_many("remote", [f(p, C, rev=1) for p in many])
+    assert set(index.get_many("remote", [*many, "x"])) == set(many)
+    assert index.get_many("base", many) == {}
+    assert index.is_empty("base") and not index.is_empty("remote")
+    assert index.find_local_file(2, 50, 123) == f("b", B, inode=2)
+    assert index.find_local_file(2, 51, 123) is None
+
+
+def test_local_snapshot_answers_from_the_table(index: Index):
+    index.put_many("local", [FileState("d", "dir"), f("d/x", A, inode=5), f("dx", B)])
+    snap = index.local_snapshot()
+    assert "d/x" in snap and "d/y" not in snap
+    assert snap.get("d/x") == f("d/x", A, inode=5)
+    assert snap.within("d") == ["d", "d/x"]
+    assert snap.within("gone") == []
+    assert sorted(snap.within("")) == ["d", "d/x", "dx"]
+    assert snap.donor(5, 100, 123) == f("d/x", A, inode=5)
+    index.delete("local", "d/x")  # a snapshot is a view: it sees every later write
+    assert snap.get("d/x") is None
+
+
+def test_an_idle_index_holds_no_tree_in_memory(tmp_path: Path):
+    """The trees live in SQLite: after a whole tree was read and dropped, lookups of a
+    few paths keep no Python memory in proportion to the tree's size."""
+    import gc
+    import tracemalloc
+
+    states = [f(f"d{i % 50}/f{i}", Block(f"{i:064x}", 9), inode=i) for i in range(20_000)]
+    with Index.open(tmp_path / "big.db") as idx:
+        idx.put_many("local", states)
+        idx.put_many("base", [s.with_rev(1) for s in states])
+        tracemalloc.start()
+        try:
+            assert len(idx.all("local")) == 20_000  # built and dropped at once
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            assert idx.get("base", "d7/f7") == states[7].with_rev(1)
+            assert len(idx.get_many("local", [s.path for s in states[:100]])) == 100
+            idx.put("local", f("d1/new", A, inode=99_999))
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    # the 20,000 states took megabytes; what stays is a few cached statements
+    assert kept < 200_000
+
+
+def test_undecodable_names_are_simply_not_there(index: Index):
+    """A name with undecodable bytes (a surrogate escape) is never stored; asking for it
+    (a watcher event, a rescan scope) finds nothing instead of failing the cycle."""
+    odd = "bad\udcffname.txt"
+    index.put("local", f("ok", A))
+    snap = index.local_snapshot()
+    assert index.get("local", odd) is None
+    assert index.get_many("local", [odd, "ok"]) == {"ok": f("ok", A)}
+    assert index.paths_under("local", odd) == []
+    assert odd not in snap and snap.get(odd) is None and snap.within(odd) == []
+    index.delete_many("local", [odd, "ok"])
+    assert index.is_empty("local")

@@ -665,3 +665,36 @@ def test_scan_results_into_a_real_index(tree: Path, chunker: CountingChunker):
         assert moved is not None
         assert index.find_block(moved.blocks[0].id) is None  # big.bin has no base yet
         assert index.find_local_by_inode(moved.inode or 0) == moved
+
+
+def test_partial_scans_read_the_index_row_by_row_alike(tree: Path, chunker: CountingChunker):
+    """A partial rescan over `Index.local_snapshot()` (queries, not a loaded tree) finds
+    exactly what it finds over the loaded dict: changes, removals in scope only, and a
+    renamed file's blocks reused without chunking."""
+    with Index.open(tree.parent / "index.db") as index:
+        first = run(tree, chunker)
+        index.put_many("local", first.changed.values())
+        os.rename(tree / "docs/big.bin", tree / "moved.bin")
+        shutil.rmtree(tree / "docs/sub")
+        write(tree / "empty/new.txt", "new")
+        (tree / "a.txt").unlink()  # outside the rescanned paths: not a removal yet
+        only = {"docs/big.bin", "moved.bin", "docs/sub", "empty/new.txt"}
+        chunker.calls.clear()
+        over_dict = run(tree, chunker, index.all("local"), only=only)
+        dict_reads = sorted(chunker.names())
+        chunker.calls.clear()
+        ignore = Ignore.from_root(tree)
+        over_rows = scan(tree, index.local_snapshot(), ignore, PARAMS, chunker, only=only)
+        assert sorted(chunker.names()) == dict_reads == ["new.txt"]
+        assert over_rows.changed == over_dict.changed
+        assert (
+            over_rows.removed
+            == over_dict.removed
+            == {
+                "docs/big.bin",
+                "docs/sub",
+                "docs/sub/deep.md",
+            }
+        )
+        assert over_rows.changed["moved.bin"].blocks == first.changed["docs/big.bin"].blocks
+        assert "a.txt" not in over_rows.removed
