@@ -29,7 +29,14 @@ import click
 
 from syncd import __version__
 from syncd.control import control_request
-from syncd.daemonize import AlreadyRunning, PidFile, run_foreground, spawn_daemon, stop_daemon
+from syncd.daemonize import (
+    AlreadyRunning,
+    PidFile,
+    run_foreground,
+    spawn_daemon,
+    stop_daemon,
+    use_daemon_allocator,
+)
 from syncd.display import clock, human_size
 from syncd.errors import (
     FatalError,
@@ -389,6 +396,7 @@ def start(home: ClientHome, foreground: bool, log_level: str) -> None:
     """Start the sync daemon (in the background unless --foreground)."""
     home.load_config()  # not linked: say so before anything starts
     if foreground:
+        use_daemon_allocator()  # re-execs once (same pid) when launched as a process
         run_foreground(home, _run_daemon, log_level.lower())  # already running: exit 1
         return
     try:

@@ -188,6 +188,34 @@ def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
 DaemonMain = Callable[[ClientHome, threading.Event], None]
 
 
+DAEMON_ALLOCATOR = "malloc"
+
+
+def use_daemon_allocator(
+    argv: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    execve: Callable[[str, list[str], dict[str, str]], object] = os.execve,
+) -> None:
+    """Re-exec this process once with PYTHONMALLOC=malloc if it was launched as
+    `syncd ... start --foreground` and no allocator was chosen in its environment.
+
+    The daemon's work comes in bursts (the first sync of 100,000 files builds and drops
+    millions of objects) and then it idles for hours. Python's own small-object
+    allocator keeps a 1 MiB arena for as long as one object in it lives, so after a
+    burst most of the peak stays resident; with the C allocator, `malloc_trim` hands
+    every free page back (measured in docs/PERFORMANCE.md, scenario 8). Called before
+    any thread or file is opened; a process started any other way (a test calling the
+    command in-process) is left alone, and so is a PYTHONMALLOC the user set.
+    """
+    argv = list(sys.orig_argv) if argv is None else argv
+    env = dict(os.environ) if env is None else env
+    if os.name != "posix" or "PYTHONMALLOC" in env:
+        return
+    if "start" not in argv or "--foreground" not in argv:
+        return
+    execve(sys.executable, [sys.executable, *argv[1:]], {**env, "PYTHONMALLOC": DAEMON_ALLOCATOR})
+
+
 def run_foreground(home: ClientHome, target: DaemonMain, log_level: str = "info") -> None:
     """Hold the pid lock, log to the home's file, and run `target` until a stop signal.
 

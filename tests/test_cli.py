@@ -28,6 +28,7 @@ from syncd.daemonize import (
     run_foreground,
     setup_logging,
     stop_daemon,
+    use_daemon_allocator,
 )
 from syncd.errors import InvalidPath
 from syncd.home import ClientConfig, ClientHome
@@ -495,3 +496,23 @@ def test_start_status_stop_end_to_end(server, tmp_path):
     assert not PidFile(home / "daemon.pid").is_running()
     assert syncd(home, "status").returncode == 3
     assert "daemon starting" in (home / "daemon.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "execs"),
+    [
+        (["python", "-m", "syncd", "--home", "/h", "start", "--foreground"], {}, True),
+        (["/venv/bin/python", "/venv/bin/syncd", "start", "--foreground"], {"X": "1"}, True),
+        (["python", "-m", "syncd", "start", "--foreground"], {"PYTHONMALLOC": "pymalloc"}, False),
+        (["pytest", "tests/test_cli.py"], {}, False),  # the command called in-process
+        (["python", "-m", "syncd", "status"], {}, False),
+    ],
+)
+def test_the_daemon_re_execs_once_on_the_c_allocator(argv, env, execs):
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+    use_daemon_allocator(argv, env, lambda exe, args, e: calls.append((exe, args, e)))
+    if not execs:
+        assert calls == []
+        return
+    new_env = {**env, "PYTHONMALLOC": "malloc"}
+    assert calls == [(sys.executable, [sys.executable, *argv[1:]], new_env)]

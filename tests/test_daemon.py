@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 
@@ -284,3 +285,14 @@ def test_an_unmounted_folder_is_not_taken_for_deleting_everything(pair):
     write(a.folder / "after.txt", "back")
     tree = converge(a, b, timeout=120)
     assert tree["precious.txt"][1] == b"do not delete me" and tree["after.txt"][1] == b"back"
+
+
+def test_the_daemon_runs_on_the_c_allocator(pair):
+    """`start --foreground` re-execs itself once (same pid) with PYTHONMALLOC=malloc, so
+    what a big sync frees goes back to the OS (docs/PERFORMANCE.md, scenario 8)."""
+    a, _ = pair
+    assert a.proc is not None
+    environ = Path(f"/proc/{a.proc.pid}/environ").read_bytes().split(b"\0")
+    assert b"PYTHONMALLOC=malloc" in environ
+    cmdline = Path(f"/proc/{a.proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"start" in cmdline and b"--foreground" in cmdline
