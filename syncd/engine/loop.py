@@ -260,6 +260,7 @@ class SyncLoop:
             self.status.finish_cycle(self.clock())
         finally:
             self.status.update(busy=False)
+            self.index.drop_caches()
             if worked >= RELEASE_AFTER:  # a full pass or a big one, even if nothing changed
                 release_memory()
 

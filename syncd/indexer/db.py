@@ -69,6 +69,10 @@ _SCHEMA = [
 
 _Row = tuple[str, str, int, int, int, int | None, int | None, str]
 _IN_BATCH = 500  # paths per `IN (...)` query (SQLite allows 32,766 parameters)
+# A big file's block list (a 100 MiB file has ~1,300 blocks) is decoded once per cycle,
+# not once per lookup: rebuilding a file from local copies asks for it per chunk.
+_BIG_BLOCKS = 4096  # characters of JSON; shorter lists are cheaper to decode than to cache
+_BIG_KEPT = 8  # big block lists kept until `drop_caches`
 
 
 def encode_blocks(blocks: Iterable[Block]) -> str:
@@ -101,10 +105,12 @@ def _row(state: FileState) -> _Row:
     )
 
 
-def _state(row: _Row) -> FileState:
-    path, kind, size, mode, mtime_ns, inode, rev, blocks = row
+def _state(row: _Row, blocks: tuple[Block, ...] | None = None) -> FileState:
+    path, kind, size, mode, mtime_ns, inode, rev, text = row
+    if blocks is None:
+        blocks = decode_blocks(text)
     # positional, in FileState's field order: path kind size mode mtime_ns blocks rev inode
-    return FileState(path, kind, size, mode, mtime_ns, decode_blocks(blocks), rev, inode)
+    return FileState(path, kind, size, mode, mtime_ns, blocks, rev, inode)
 
 
 def _by_id(key: tuple[str, str]) -> str:
@@ -134,6 +140,7 @@ class Index:
         """Wrap an open connection (autocommit: `isolation_level=None`); see `open`."""
         self.conn = conn
         self._savepoints = 0
+        self._big: dict[str, tuple[Block, ...]] = {}  # JSON text -> decoded big block list
         with self.transaction():
             for statement in _SCHEMA:
                 conn.execute(statement)
@@ -159,6 +166,23 @@ class Index:
 
     def close(self) -> None:
         self.conn.close()
+        self._big.clear()
+
+    def drop_caches(self) -> None:
+        """Forget the decoded big block lists (the sync loop calls this after each cycle,
+        so an idle daemon keeps none)."""
+        self._big.clear()
+
+    def _state(self, row: _Row) -> FileState:
+        text = row[7]
+        if len(text) < _BIG_BLOCKS:
+            return _state(row)
+        blocks = self._big.get(text)
+        if blocks is None:
+            if len(self._big) >= _BIG_KEPT:
+                del self._big[next(iter(self._big))]
+            blocks = self._big[text] = decode_blocks(text)
+        return _state(row, blocks)
 
     def __enter__(self) -> Index:
         return self
@@ -211,7 +235,7 @@ class Index:
         row = self.conn.execute(
             f"SELECT {_COLUMNS} FROM {_tree(tree)} WHERE path = ?", (path,)
         ).fetchone()
-        return None if row is None else _state(row)
+        return None if row is None else self._state(row)
 
     def get_many(self, tree: Tree, paths: Iterable[str]) -> dict[str, FileState]:
         """The states of those of `paths` that are in the tree, by path."""
@@ -225,7 +249,7 @@ class Index:
                 f"SELECT {_COLUMNS} FROM {table} WHERE path IN ({marks})", batch
             )
             for row in rows:
-                found[row[0]] = _state(row)
+                found[row[0]] = self._state(row)
         return found
 
     def all(self, tree: Tree) -> dict[str, FileState]:
@@ -332,7 +356,7 @@ class Index:
     def find_local_by_inode(self, inode: int) -> FileState | None:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM local WHERE inode = ? LIMIT 1", (inode,))
         found = row.fetchone()
-        return None if found is None else _state(found)
+        return None if found is None else self._state(found)
 
     def find_local_file(self, inode: int, size: int, mtime_ns: int) -> FileState | None:
         """A local file with this (inode, size, mtime_ns): the same bytes under some path."""
@@ -341,7 +365,7 @@ class Index:
             " AND kind = 'file' LIMIT 1",
             (inode, size, mtime_ns),
         ).fetchone()
-        return None if row is None else _state(row)
+        return None if row is None else self._state(row)
 
     def local_snapshot(self) -> LocalSnapshot:
         """The local tree for a partial rescan, read path by path (see `scan`)."""

@@ -327,3 +327,18 @@ def test_undecodable_names_are_simply_not_there(index: Index):
     assert odd not in snap and snap.get(odd) is None and snap.within(odd) == []
     index.delete_many("local", [odd, "ok"])
     assert index.is_empty("local")
+
+
+def test_a_big_block_list_is_decoded_once_until_caches_are_dropped(index: Index):
+    """Rebuilding a 100 MiB file from local copies looks its state up once per chunk:
+    its ~1,300 blocks are decoded once, not 1,300 times."""
+    blocks = tuple(Block(f"{i:064x}", 100) for i in range(200))
+    index.put_many("local", [f("big", *blocks, inode=1), f("small", A, inode=2)])
+    first, again = index.get("local", "big"), index.get("local", "big")
+    assert first == again == f("big", *blocks, inode=1)
+    assert first is not None and again is not None and first.blocks is again.blocks
+    assert index.find_block(blocks[7].id) is None  # no base yet: not offered
+    index.drop_caches()
+    later = index.get("local", "big")
+    assert later is not None and later.blocks == first.blocks and later.blocks is not first.blocks
+    assert index.get("local", "small").blocks is not index.get("local", "small").blocks  # type: ignore[union-attr]
