@@ -141,6 +141,7 @@ class Index:
         self.conn = conn
         self._savepoints = 0
         self._big: dict[str, tuple[Block, ...]] = {}  # JSON text -> decoded big block list
+        self._big_offsets: dict[str, dict[str, tuple[int, int]]] = {}  # and where each id is
         with self.transaction():
             for statement in _SCHEMA:
                 conn.execute(statement)
@@ -166,23 +167,28 @@ class Index:
 
     def close(self) -> None:
         self.conn.close()
-        self._big.clear()
+        self.drop_caches()
 
     def drop_caches(self) -> None:
         """Forget the decoded big block lists (the sync loop calls this after each cycle,
         so an idle daemon keeps none)."""
         self._big.clear()
+        self._big_offsets.clear()
 
     def _state(self, row: _Row) -> FileState:
-        text = row[7]
+        return _state(row, self._blocks(row[7]))
+
+    def _blocks(self, text: str) -> tuple[Block, ...]:
         if len(text) < _BIG_BLOCKS:
-            return _state(row)
+            return decode_blocks(text)
         blocks = self._big.get(text)
         if blocks is None:
             if len(self._big) >= _BIG_KEPT:
-                del self._big[next(iter(self._big))]
+                oldest = next(iter(self._big))
+                del self._big[oldest]
+                self._big_offsets.pop(oldest, None)
             blocks = self._big[text] = decode_blocks(text)
-        return _state(row, blocks)
+        return blocks
 
     def __enter__(self) -> Index:
         return self
@@ -378,23 +384,34 @@ class Index:
         are settled. The reader must still verify the chunk's hash (the file may have
         changed since it was scanned).
         """
-        rows = self.conn.execute(
-            "SELECT lb.path FROM local_blocks AS lb"
+        row = self.conn.execute(
+            "SELECT lb.path, l.blocks FROM local_blocks AS lb"
             " JOIN local AS l ON l.path = lb.path"
             " JOIN base AS b ON b.path = lb.path"
             " WHERE lb.id = ? AND l.kind = 'file' AND b.kind = 'file' AND l.blocks = b.blocks"
             " LIMIT 1",
             (block_id,),
         ).fetchone()
-        state = None if rows is None else self.get("local", rows[0])
-        if state is None:
+        if row is None:
             return None
+        path, text = row
+        where = self._offsets(text).get(block_id)
+        return None if where is None else (path, *where)
+
+    def _offsets(self, text: str) -> dict[str, tuple[int, int]]:
+        """Chunk id -> (offset, size) of its first place in a block list (JSON text);
+        kept with the decoded list when the list is big."""
+        found = self._big_offsets.get(text)
+        if found is not None:
+            return found
+        found = {}
         offset = 0
-        for block in state.blocks:
-            if block.id == block_id:
-                return state.path, offset, block.size
+        for block in self._blocks(text):
+            found.setdefault(block.id, (offset, block.size))
             offset += block.size
-        return None
+        if len(text) >= _BIG_BLOCKS:
+            self._big_offsets[text] = found
+        return found
 
     # -- meta --------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

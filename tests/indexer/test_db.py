@@ -338,6 +338,9 @@ def test_a_big_block_list_is_decoded_once_until_caches_are_dropped(index: Index)
     assert first == again == f("big", *blocks, inode=1)
     assert first is not None and again is not None and first.blocks is again.blocks
     assert index.find_block(blocks[7].id) is None  # no base yet: not offered
+    index.put("base", f("big", *blocks, rev=1))
+    assert index.find_block(blocks[7].id) == ("big", 700, 100)
+    assert index.find_block(blocks[199].id) == ("big", 19_900, 100)
     index.drop_caches()
     later = index.get("local", "big")
     assert later is not None and later.blocks == first.blocks and later.blocks is not first.blocks
