@@ -270,6 +270,13 @@ class Index:
             if gc_was_on:
                 gc.enable()
 
+    def has(self, tree: Tree, path: str) -> bool:
+        """Whether the tree holds `path` (without decoding its state)."""
+        if not _storable(path):
+            return False
+        query = f"SELECT 1 FROM {_tree(tree)} WHERE path = ?"
+        return self.conn.execute(query, (path,)).fetchone() is not None
+
     def is_empty(self, tree: Tree) -> bool:
         return self.conn.execute(f"SELECT 1 FROM {_tree(tree)} LIMIT 1").fetchone() is None
 
@@ -440,7 +447,7 @@ class LocalSnapshot:
         return self._index.get("local", path)
 
     def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and self._index.get("local", path) is not None
+        return isinstance(path, str) and self._index.has("local", path)
 
     def within(self, scope: str) -> list[str]:
         """`scope` (if it is a state) and every path below it; '' is every path."""

@@ -272,6 +272,8 @@ def test_get_many_is_empty_and_find_local_file(index: Index):
     assert set(index.get_many("remote", [*many, "x"])) == set(many)
     assert index.get_many("base", many) == {}
     assert index.is_empty("base") and not index.is_empty("remote")
+    assert index.has("local", "d") and not index.has("local", "nope")
+    assert not index.has("base", "a")
     assert index.find_local_file(2, 50, 123) == f("b", B, inode=2)
     assert index.find_local_file(2, 51, 123) is None
 
