@@ -299,7 +299,8 @@ class Executor:
             if remote.kind == "dir":
                 local = self.fs.mkdir(path, remote, expect)
             else:
-                local = self.fs.write_file(path, remote, self._chunks_for(remote), expect)
+                chunks = self._chunks_for(remote)  # each verified where it was read
+                local = self.fs.write_file(path, remote, chunks, expect, verified=True)
         except ConflictDetected:
             out.rescan.add(path)
             return
@@ -315,14 +316,8 @@ class Executor:
         the download streams; only chunks that repeat within the file are kept.
         """
         counts = Counter(b.id for b in state.blocks)
-        sources: dict[str, tuple[str, int, int]] = {}
-        need: list[str] = []
-        for chunk_id in counts:
-            found = self.index.find_block(chunk_id)
-            if found is not None:
-                sources[chunk_id] = found
-            else:
-                need.append(chunk_id)
+        sources = self.index.find_blocks(counts)
+        need = [chunk_id for chunk_id in counts if chunk_id not in sources]
         sizes = {b.id: b.size for b in state.blocks}
         fetched = self.client.get_chunks(self.ns, need, sizes) if need else iter(())
         repeats: dict[str, bytes] = {}
@@ -345,16 +340,15 @@ class Executor:
         """Small files: their chunks in a few batched requests, written in parallel."""
         data: dict[str, bytes] = {}
         need: list[str] = []
-        for op in ops:
-            for block in op.remote.blocks:
-                if block.id in data or block.id in need:
-                    continue
-                found = self.index.find_block(block.id)
-                chunk = self.fs.read_chunk(*found, block.id) if found else None
-                if chunk is None:
-                    need.append(block.id)
-                else:
-                    data[block.id] = chunk
+        wanted = list(dict.fromkeys(b.id for op in ops for b in op.remote.blocks))
+        sources = self.index.find_blocks(wanted)
+        for chunk_id in wanted:
+            found = sources.get(chunk_id)
+            chunk = self.fs.read_chunk(*found, chunk_id) if found else None
+            if chunk is None:
+                need.append(chunk_id)
+            else:
+                data[chunk_id] = chunk
         sizes = {b.id: b.size for op in ops for b in op.remote.blocks}
         for chunk_id, chunk in self.client.get_chunks(self.ns, need, sizes):
             data[chunk_id] = chunk
@@ -364,7 +358,7 @@ class Executor:
         def stage(op: Download) -> str | FileError:
             try:
                 chunks = (data[b.id] for b in op.remote.blocks)
-                return self.fs.stage_file(op.path, op.remote, chunks, durable=False)
+                return self.fs.stage_file(op.path, op.remote, chunks, durable=False, verified=True)
             except FileError as exc:
                 return exc
 

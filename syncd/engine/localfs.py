@@ -20,11 +20,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
-import functools
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import blake3
@@ -46,12 +46,73 @@ def _load_syncfs() -> Callable[[int], int] | None:
 
 
 _SYNCFS = _load_syncfs()
+HOLD_REPLACED = 8 * 1024 * 1024  # replaced files this big are freed in the background
+_RELEASER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-release")
+WRITE_BATCH = 4 * 1024 * 1024  # bytes per writev(2) of a download
+WRITE_IOVECS = 512  # and at most this many chunks (Linux allows 1,024)
 
 
-@functools.lru_cache(maxsize=64)
-def zero_chunk_id(size: int) -> str:
-    """The id of a chunk of `size` zero bytes (written as a hole, not as data)."""
-    return blake3.blake3(bytes(size)).hexdigest()
+def _all_zero(data: bytes) -> bool:
+    """Whether a chunk is all zero bytes (written as a hole, not as data). The first
+    byte settles it for almost every chunk that is not."""
+    return data[:1] == b"\0" and data.count(0) == len(data)
+
+
+def _hold(target: str, current: os.stat_result | None) -> int | None:
+    """An fd of a big file about to be renamed over, or None (see `_release`)."""
+    if current is None or not stat.S_ISREG(current.st_mode) or current.st_size < HOLD_REPLACED:
+        return None
+    try:
+        return os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def _release(fd: int | None) -> None:
+    """Close a held fd on a background thread. The close drops the replaced file's last
+    reference, and the kernel frees its blocks and page cache then (tens of ms for
+    100 MiB) instead of inside the rename, where the new version waited for it."""
+    if fd is not None:
+        _RELEASER.submit(os.close, fd)
+
+
+class _GatherWriter:
+    """Writes a file's chunks with one writev(2) per WRITE_BATCH bytes, not one write
+    each: a 100 MiB file is ~25 system calls (and ~25 inotify events for the folder's
+    own watcher) instead of ~1,300, with no copy into a buffer."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.offset = 0
+
+    def write(self, data: bytes) -> None:
+        self.pending.append(data)
+        self.size += len(data)
+        if self.size >= WRITE_BATCH or len(self.pending) >= WRITE_IOVECS:
+            self._flush()
+
+    def skip(self, size: int) -> None:
+        self._flush()
+        self.offset += size
+        os.lseek(self.fd, self.offset, os.SEEK_SET)
+
+    def finish(self) -> None:
+        self._flush()
+        os.ftruncate(self.fd, self.offset)
+
+    def _flush(self) -> None:
+        views = [memoryview(b) for b in self.pending if b]
+        self.pending, self.offset, self.size = [], self.offset + self.size, 0
+        while views:
+            written = os.writev(self.fd, views)
+            if written == 0:
+                raise OSError(errno.EIO, "the disk accepted no bytes")
+            while views and written >= len(views[0]):
+                written -= len(views.pop(0))
+            if written:
+                views[0] = views[0][written:]
 
 
 class ConflictDetected(Exception):
@@ -130,46 +191,59 @@ class LocalFS:
         expect: FileState | None,
         *,
         sync_dir: bool = True,
+        verified: bool = False,
     ) -> FileState:
         """Write `state`'s content from `chunks` (in block order) atomically.
 
         `sync_dir=False` leaves the fsync of the folder (which makes the rename durable)
-        to the caller, who may batch it over many files with `sync_dirs`.
+        to the caller, who may batch it over many files with `sync_dirs`. `verified`:
+        see `stage_file`.
         """
-        tmp_name = self.stage_file(path, state, chunks, durable=True)
+        tmp_name = self.stage_file(path, state, chunks, durable=True, verified=verified)
         return self.place_file(path, state, tmp_name, expect, sync_dir=sync_dir)
 
     def stage_file(
-        self, path: str, state: FileState, chunks: Iterable[bytes], *, durable: bool
+        self,
+        path: str,
+        state: FileState,
+        chunks: Iterable[bytes],
+        *,
+        durable: bool,
+        verified: bool = False,
     ) -> str:
         """Write and verify `state`'s content into a temp file in the state dir; its name.
 
         With `durable=False` the caller must make the staged data durable before placing
         it (`sync_staged`, one flush for a whole batch of files instead of one each).
+        `verified=True` says each chunk's bytes were already checked against its id
+        where they were read (`read_chunk`, the transport), so they are not hashed again
+        here; their sizes still are.
         """
         tmp_name = None
         try:
             self.tmp_dir.mkdir(exist_ok=True)  # never recreates a vanished state dir
             fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="dl-")
-            with os.fdopen(fd, "wb") as f:
+            try:
+                out = _GatherWriter(fd)
                 blocks = iter(state.blocks)
                 for data in chunks:
                     block = next(blocks, None)
                     if block is None or len(data) != block.size:
                         raise FileError(path, "download does not match its block list")
-                    if blake3.blake3(data).hexdigest() != block.id:
+                    if not verified and blake3.blake3(data).hexdigest() != block.id:
                         raise FileError(path, f"chunk {block.id[:12]}… failed verification")
-                    if block.id == zero_chunk_id(block.size):
-                        f.seek(block.size, os.SEEK_CUR)  # a hole: sparse files stay sparse
+                    if _all_zero(data):
+                        out.skip(block.size)  # a hole: sparse files stay sparse
                     else:
-                        f.write(data)
+                        out.write(data)
                 if next(blocks, None) is not None:
                     raise FileError(path, "download ended early")
-                f.truncate()  # the file ends where the last block ends, hole or not
-                f.flush()
-                os.fchmod(f.fileno(), (state.mode & 0o777) | 0o600)
+                out.finish()  # the file ends where the last block ends, hole or not
+                os.fchmod(fd, (state.mode & 0o777) | 0o600)
                 if durable:
-                    os.fsync(f.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.utime(tmp_name, ns=(state.mtime_ns, state.mtime_ns))
             staged, tmp_name = tmp_name, None
             return staged
@@ -223,7 +297,11 @@ class LocalFS:
                 raise ConflictDetected(path)
             if current is not None and stat.S_ISDIR(current.st_mode):
                 self._remove_empty_folder(path, target)  # a folder that became a file
-            os.replace(tmp_name, target)
+            held = _hold(target, current)
+            try:
+                os.replace(tmp_name, target)
+            finally:
+                _release(held)
             pending = None
             if sync_dir:
                 self._fsync_dir(os.path.dirname(target))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 
@@ -9,6 +10,7 @@ import blake3
 import pytest
 
 from syncd.engine.conflicts import conflict_name
+from syncd.engine import localfs
 from syncd.engine.localfs import ConflictDetected, LocalFS
 from syncd.errors import FileError
 from syncd.indexer.state import Block, FileState
@@ -49,6 +51,54 @@ def test_write_creates_parents_applies_mode_and_mtime(fs):
     assert os.stat(path).st_mtime_ns == 1_500_000_000 * 10**9
     assert state.inode == os.stat(path).st_ino and state.blocks == remote("x", chunks).blocks
     assert tmp_files(fs) == []
+
+
+def test_verified_chunks_skip_the_hash_but_not_the_size_check(fs):
+    good = remote("f", [b"right"])
+    with pytest.raises(FileError, match="does not match"):
+        fs.write_file("f", good, [b"longer than that"], None, verified=True)
+    assert not (fs.root / "f").exists() and tmp_files(fs) == []
+    fs.write_file("f", good, [b"right"], None, verified=True)
+    assert (fs.root / "f").read_bytes() == b"right"
+
+
+def test_zero_chunks_become_holes_and_others_data(fs):
+    zero, almost = bytes(1 << 20), bytes((1 << 20) - 1) + b"x"
+    chunks = [b"head", zero, almost, b"\0tail", zero]
+    fs.write_file("sparse", remote("sparse", chunks), chunks, None, verified=True)
+    path = fs.root / "sparse"
+    assert path.read_bytes() == b"".join(chunks)
+    # the two zero chunks (2 MiB) are holes; `almost` and the small ones are data
+    assert os.stat(path).st_blocks * 512 < 1.5 * (1 << 20) + 64 * 1024
+
+
+def test_gathered_writes_survive_short_writes_holes_and_empty_chunks(fs, monkeypatch):
+    """writev(2) may write less than asked (a signal, a nearly full disk): the rest
+    is written after it, and no chunk is lost or repeated."""
+    real = os.writev
+    calls = []
+
+    def short(fd, views):
+        calls.append(len(views))
+        return real(fd, [bytes(v)[:777] for v in views[:3]])  # at most 777 bytes a call
+
+    monkeypatch.setattr(os, "writev", short)
+    chunks = [os.urandom(100 + i % 300) for i in range(1500)]  # more than WRITE_IOVECS
+    chunks[10:10] = [b"", bytes(5000), b""]
+    fs.write_file("f", remote("f", chunks), chunks, None)
+    assert (fs.root / "f").read_bytes() == b"".join(chunks)
+    assert max(calls) <= localfs.WRITE_IOVECS
+
+
+def test_a_full_disk_during_a_download_leaves_no_trace(fs, monkeypatch):
+    def full(fd, views):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", full)
+    chunks = [os.urandom(1000)]
+    with pytest.raises(FileError, match="disk full"):
+        fs.write_file("f", remote("f", chunks), chunks, None)
+    assert not (fs.root / "f").exists() and tmp_files(fs) == []
 
 
 def test_corrupt_chunk_leaves_no_trace(fs):
@@ -177,3 +227,23 @@ def test_staged_files_are_placed_only_over_the_expected_target(tmp_path):
         pass
     assert (root / "b.txt").read_bytes() == b"the user's own file"
     assert os.listdir(root / ".syncd" / "tmp") == []
+
+
+def test_a_big_file_replaced_is_freed_in_the_background_and_no_fd_is_kept(fs):
+    def fds() -> list[str]:
+        links = []
+        for n in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(FileNotFoundError):  # the listing's own fd
+                links.append(os.readlink(f"/proc/self/fd/{n}"))
+        return links
+
+    old = [os.urandom(1 << 20) for _ in range(localfs.HOLD_REPLACED >> 20)]
+    fs.write_file("big", remote("big", old), old, None)
+    before = len(fds())
+    new = [*old[:-1], os.urandom(1 << 20)]
+    state = fs.write_file("big", remote("big", new), new, local_of(fs, "big"))
+    assert (fs.root / "big").read_bytes() == b"".join(new)
+    assert state.inode == os.stat(fs.root / "big").st_ino
+    localfs._RELEASER.submit(lambda: None).result(10)  # the release queue has run
+    assert len(fds()) == before
+    assert not [link for link in fds() if link.startswith(str(fs.root))]

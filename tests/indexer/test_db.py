@@ -192,6 +192,24 @@ def test_find_block_only_in_files_that_match_their_base(index: Index):
     assert index.find_block(A.id) is None
 
 
+def test_find_blocks_answers_many_ids_at_once(index: Index):
+    many = [Block(f"{i:064x}", 10) for i in range(1, 1201)]  # more than one IN batch
+    index.put("local", f("big", *many, inode=1))
+    index.put("base", f("big", *many, rev=1))
+    index.put("local", f("draft", A, B, inode=2))  # no base: not a source
+    index.put("local", f("doc", B, C, inode=3))
+    index.put("base", f("doc", B, C, rev=2))
+    asked = [b.id for b in many] + [A.id, B.id, C.id, "f" * 64, many[0].id]
+    found = index.find_blocks(asked)
+    assert len(found) == 1202
+    assert found[many[0].id] == ("big", 0, 10)
+    assert found[many[1199].id] == ("big", 11_990, 10)
+    assert found[B.id] == ("doc", 0, B.size) and found[C.id] == ("doc", B.size, C.size)
+    assert A.id not in found and "f" * 64 not in found
+    assert index.find_blocks([]) == {}
+    assert all(index.find_block(i) == found.get(i) for i in asked)
+
+
 def test_find_block_after_reopen(tmp_path: Path):
     with Index.open(tmp_path / "i.db") as idx:
         idx.put("local", f("doc", A, B, inode=1))
