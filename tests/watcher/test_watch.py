@@ -121,6 +121,29 @@ def test_create_modify_rename_delete(root: Path, q: queue.Queue[Item], watcher: 
     assert "e" in collect(q, {"e"})
 
 
+def test_reading_files_hands_the_watcher_no_events(
+    root: Path, q: queue.Queue[Item], watcher: Watcher
+):
+    """Opens and no-write closes are not even asked of the kernel: syncd reads files in
+    the folder all the time (chunking, uploads, local copies of chunks)."""
+    (root / "read-me").write_bytes(b"x" * 4096)
+    assert "read-me" in collect(q, {"read-me"})
+    seen: list[tuple[str, str]] = []
+    handle = watcher._event
+
+    def counting(event):  # type: ignore[no-untyped-def]
+        seen.append((event.event_type, os.path.basename(event.src_path)))
+        handle(event)
+
+    watcher._event = counting  # type: ignore[method-assign]
+    for _ in range(50):
+        with open(root / "read-me", "rb") as fh:
+            fh.read()
+    (root / "marker").write_text("after the reads")  # its events follow the reads'
+    assert "marker" in collect(q, {"marker"})
+    assert [name for _, name in seen if name != "marker"] == []
+
+
 def test_moves_across_the_folder_boundary(
     tmp_path: Path, root: Path, q: queue.Queue[Item], watcher: Watcher
 ):
