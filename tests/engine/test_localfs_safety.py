@@ -9,8 +9,8 @@ import os
 import blake3
 import pytest
 
-from syncd.engine.conflicts import conflict_name
 from syncd.engine import localfs
+from syncd.engine.conflicts import conflict_name
 from syncd.engine.localfs import ConflictDetected, LocalFS
 from syncd.errors import FileError
 from syncd.indexer.state import Block, FileState
