@@ -124,10 +124,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         meta = open_metastore(config.resolved_meta_url())
         notifier = open_notifier(config.notify_url)
         await notifier.start()
+        blocks = open_blockstore(config.resolved_blocks_url())
         app.state.backends = Backends(
             config,
             meta,
-            open_blockstore(config.resolved_blocks_url()),
+            blocks,
             notifier,
             Guard(config.limits),
             Quota(config.quota_bytes, meta.stored_bytes),
@@ -137,6 +138,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             yield
         finally:
             await notifier.close()
+            blocks.close()
             meta.close()
 
     app = FastAPI(

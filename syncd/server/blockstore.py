@@ -7,7 +7,8 @@ id's key only once verified, so no key ever holds bytes that do not match its na
 Reads stream out in pieces; the server never holds more than a piece of a large chunk.
 
 URLs (`open_blockstore`):
-- `file:///abs/dir` — the embedded default (one file per chunk under DIR);
+- `file:///abs/dir` — the embedded default: chunks in pack files under DIR, streamed
+  ones as one file each (`blockstore_pack`);
 - `memory://` — in-process, for tests;
 - `s3://BUCKET[/PREFIX]?endpoint=URL&region=R&access_key_id=K&secret_access_key=S`
   — any S3-compatible store (see `blockstore_s3`); credentials may instead come from
@@ -28,7 +29,7 @@ from urllib.parse import urlparse
 
 import obstore
 from obstore.exceptions import BaseError, NotFoundError
-from obstore.store import LocalStore, MemoryStore, ObjectStore, S3Store
+from obstore.store import MemoryStore, ObjectStore, S3Store
 
 from syncd.server.errors import BackendUnavailable
 
@@ -59,6 +60,7 @@ class BlockStore(Protocol):
     async def delete(self, chunk_id: str) -> None: ...
     async def check(self) -> None: ...
     async def signed_url(self, chunk_id: str, ttl: timedelta) -> str | None: ...
+    def close(self) -> None: ...
 
 
 def chunk_key(chunk_id: str) -> str:
@@ -187,14 +189,19 @@ class ObstoreBlockStore:
         except _FAILED as exc:
             raise self._unavailable(exc, "sign") from exc
 
+    def close(self) -> None:
+        """Nothing to release: obstore holds no files open between calls."""
+
 
 def open_blockstore(url: str) -> BlockStore:
     """A block store by URL: `file:///DIR`, `memory://` or `s3://BUCKET/PREFIX?...`."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
+        from syncd.server.blockstore_pack import PackBlockStore
+
         root = Path(parsed.path)
         root.mkdir(parents=True, exist_ok=True)
-        return ObstoreBlockStore(LocalStore(prefix=root, mkdir=True), f"file://{root}")
+        return PackBlockStore(root)
     if parsed.scheme == "memory":
         return ObstoreBlockStore(MemoryStore(), "memory://")
     if parsed.scheme == "s3":
