@@ -135,10 +135,18 @@ class Executor:
         groups = _commit_groups(ops, missing)
         done = 0
         try:
-            for group in groups:
-                self._upload(group, missing, failed, out)
-                self._commit_all([op for op in group if op.path not in failed], out)
-                done += 1
+            with _Uploader(self) as uploader:
+                waiting: deque[tuple[list[Op], list[Future[None]]]] = deque()
+                for group in groups:
+                    self._upload(group, missing, failed, out, uploader)
+                    waiting.append((group, uploader.flush_group()))
+                    # commit the groups before this one while its chunks are in flight
+                    while len(waiting) > 1:
+                        self._commit_stored(*waiting.popleft(), failed, out)
+                        done += 1
+                while waiting:
+                    self._commit_stored(*waiting.popleft(), failed, out)
+                    done += 1
         except RequestRejected as exc:
             if exc.status != QUOTA_EXCEEDED:
                 raise
@@ -148,22 +156,36 @@ class Executor:
             self._commit_all([op for op in rest if op.path not in failed], out)
             raise  # the loop reports it and retries later
 
-    def _upload(self, ops: list[Op], missing: set[str], failed: set[str], out: Outcome) -> None:
-        """Send the chunks of `ops`' files that the server lacks (each once)."""
-        with _Uploader(self) as uploader:
-            for op in ops:
-                if not _file_upload(op):
-                    continue
-                wanted = _first_of_each(op.local.blocks, missing)
-                try:
-                    for chunk_id, data in self._read_blocks(op.path, wanted):
-                        if chunk_id in missing:  # not already sent for another file
-                            missing.discard(chunk_id)
-                            uploader.add(chunk_id, data)
-                except FileError as exc:
-                    failed.add(op.path)
-                    out.rescan.add(op.path)
-                    out.problems[op.path] = exc.reason
+    def _upload(
+        self,
+        ops: list[Op],
+        missing: set[str],
+        failed: set[str],
+        out: Outcome,
+        uploader: _Uploader,
+    ) -> None:
+        """Hand `uploader` the chunks of `ops`' files that the server lacks (each once)."""
+        for op in ops:
+            if not _file_upload(op):
+                continue
+            wanted = _first_of_each(op.local.blocks, missing)
+            try:
+                for chunk_id, data in self._read_blocks(op.path, wanted):
+                    if chunk_id in missing:  # not already sent for another file
+                        missing.discard(chunk_id)
+                        uploader.add(chunk_id, data)
+            except FileError as exc:
+                failed.add(op.path)
+                out.rescan.add(op.path)
+                out.problems[op.path] = exc.reason
+
+    def _commit_stored(
+        self, group: list[Op], uploads: list[Future[None]], failed: set[str], out: Outcome
+    ) -> None:
+        """Commit `group` once the uploads of its chunks are stored (D5: blocks first)."""
+        for upload in uploads:
+            upload.result()  # raises what the upload raised: nothing of the group commits
+        self._commit_all([op for op in group if op.path not in failed], out)
 
     def _commit_all(self, ops: list[Op], out: Outcome) -> None:
         for start in range(0, len(ops), COMMIT_BATCH):
@@ -422,6 +444,7 @@ class _Uploader:
         self.batch: list[tuple[str, bytes]] = []
         self.size = 0
         self.inflight: deque[Future[None]] = deque()
+        self.sent: list[Future[None]] = []  # uploads since the last flush_group()
 
     def __enter__(self) -> _Uploader:
         return self
@@ -444,6 +467,13 @@ class _Uploader:
         if self.size >= UPLOAD_BATCH_BYTES:
             self._flush()
 
+    def flush_group(self) -> list[Future[None]]:
+        """Send what is batched; the uploads of every chunk added since the last call."""
+        if self.batch:
+            self._flush()
+        sent, self.sent = self.sent, []
+        return sent
+
     def _flush(self) -> None:
         batch, size = self.batch, self.size
         self.batch, self.size = [], 0
@@ -454,7 +484,9 @@ class _Uploader:
             self.ex.client.put_chunks(self.ex.ns, batch)
             self.ex.on_progress("up", size)
 
-        self.inflight.append(self.ex._pool().submit(send))
+        future = self.ex._pool().submit(send)
+        self.inflight.append(future)
+        self.sent.append(future)
 
 
 def _file_upload(op: Op) -> TypeGuard[Upload]:
