@@ -92,6 +92,7 @@ class Executor:
         self.today = today
         self.on_progress = on_progress or (lambda _kind, _n: None)
         self._threads: ThreadPoolExecutor | None = None
+        self._fetcher: ThreadPoolExecutor | None = None  # the next download batch, ahead
         self._not_owned: set[str] = set()  # the server said it lacks these: always ask
 
     def run(self, ops: list[Op]) -> Outcome:
@@ -100,26 +101,23 @@ class Executor:
         local_ops = [op for op in ops if not isinstance(op, Upload | DeleteRemote)]
         if remote_ops:
             self._push(remote_ops, out)
-        small: list[Download] = []
-        for op in local_ops:
-            if _small_file(op):
-                assert isinstance(op, Download)
-                small.append(op)
-                if sum(o.remote.size for o in small) >= DOWNLOAD_BATCH_BYTES:
-                    self._download_many(small, out)
-                    small = []
+        steps = _download_batches(local_ops)
+        fetching: Future[dict[str, bytes]] | None = None  # the chunks of steps[i], ahead
+        for i, step in enumerate(steps):
+            if not isinstance(step, list):
+                try:
+                    self._apply_local(step, out)
+                except FileError as exc:
+                    log.warning("skipped %s: %s", exc.path, exc.reason)
+                    out.problems[step.path] = exc.reason
+                    out.rescan.add(step.path)
                 continue
-            if small:
-                self._download_many(small, out)
-                small = []
-            try:
-                self._apply_local(op, out)
-            except FileError as exc:
-                log.warning("skipped %s: %s", exc.path, exc.reason)
-                out.problems[op.path] = exc.reason
-                out.rescan.add(op.path)
-        if small:
-            self._download_many(small, out)
+            fetched = fetching.result() if fetching is not None else {}
+            fetching = None
+            later = steps[i + 1] if i + 1 < len(steps) else None
+            if isinstance(later, list):  # fetch the next batch while this one is written
+                fetching = self._prefetch(later)
+            self._download_many(step, out, fetched)
         return out
 
     # -- upload and commit -------------------------------------------------------------
@@ -358,13 +356,38 @@ class Executor:
                 repeats[block.id] = data
             yield data
 
-    def _download_many(self, ops: list[Download], out: Outcome) -> None:
-        """Small files: their chunks in a few batched requests, written in parallel."""
-        data: dict[str, bytes] = {}
-        need: list[str] = []
+    def _prefetch(self, ops: list[Download]) -> Future[dict[str, bytes]]:
+        """Start fetching, on a thread of its own, the chunks of `ops` that no local
+        file holds (asked now, on this thread: the index is not shared across threads).
+        What a local file turns out not to hold after all is fetched when written."""
         wanted = list(dict.fromkeys(b.id for op in ops for b in op.remote.blocks))
         sources = self.index.find_blocks(wanted)
+        remote = [chunk_id for chunk_id in wanted if chunk_id not in sources]
+        sizes = {b.id: b.size for op in ops for b in op.remote.blocks}
+
+        def fetch() -> dict[str, bytes]:
+            data = {}
+            for chunk_id, chunk in self.client.get_chunks(self.ns, remote, sizes):
+                data[chunk_id] = chunk
+                self.on_progress("down", len(chunk))
+            return data
+
+        if self._fetcher is None:
+            self._fetcher = ThreadPoolExecutor(1, thread_name_prefix="syncd-fetch")
+        return self._fetcher.submit(fetch)
+
+    def _download_many(
+        self, ops: list[Download], out: Outcome, fetched: dict[str, bytes] | None = None
+    ) -> None:
+        """Small files: their chunks in a few batched requests (or `fetched` ahead),
+        written in parallel."""
+        data: dict[str, bytes] = dict(fetched or {})
+        need: list[str] = []
+        wanted = list(dict.fromkeys(b.id for op in ops for b in op.remote.blocks))
+        sources = self.index.find_blocks([i for i in wanted if i not in data])
         for chunk_id in wanted:
+            if chunk_id in data:
+                continue
             found = sources.get(chunk_id)
             chunk = self.fs.read_chunk(*found, chunk_id) if found else None
             if chunk is None:
@@ -487,6 +510,30 @@ class _Uploader:
         future = self.ex._pool().submit(send)
         self.inflight.append(future)
         self.sent.append(future)
+
+
+def _download_batches(ops: list[Op]) -> list[Op | list[Download]]:
+    """`ops` in order, with each run of small-file downloads cut into batches of about
+    DOWNLOAD_BATCH_BYTES (a list each); every other op stands alone. Pure."""
+    steps: list[Op | list[Download]] = []
+    batch: list[Download] = []
+    size = 0
+    for op in ops:
+        if _small_file(op):
+            assert isinstance(op, Download)
+            batch.append(op)
+            size += op.remote.size
+            if size >= DOWNLOAD_BATCH_BYTES:
+                steps.append(batch)
+                batch, size = [], 0
+            continue
+        if batch:
+            steps.append(batch)
+            batch, size = [], 0
+        steps.append(op)
+    if batch:
+        steps.append(batch)
+    return steps
 
 
 def _file_upload(op: Op) -> TypeGuard[Upload]:
