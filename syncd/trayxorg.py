@@ -89,6 +89,7 @@ def xorg_icon_class(base: type) -> type:
             utf8 = self._display.intern_atom("UTF8_STRING")
             net_wm_name = self._display.intern_atom("_NET_WM_NAME")
             window.change_property(net_wm_name, utf8, 8, title.encode())
+            self._display.flush()  # sent now, not when the mainloop next blocks on events
 
         def _assert_icon_data(self, width: int, height: int) -> None:
             if self._icon_data and self._icon_data.size == (width, height):
