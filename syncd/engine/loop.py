@@ -307,13 +307,13 @@ class SyncLoop:
     def _related(self, paths: set[str]) -> set[str]:
         """`paths`, their ancestors, and the subtrees of those that are (or were) folders."""
         wanted: set[str] = set()
-        known = [self.index.get_many(t, paths) for t in TREES]
+        known = [self.index.kinds_many(t, paths) for t in TREES]
         for path in paths:
             up = path
             while up and up not in wanted:
                 wanted.add(up)
                 up = parent_of(up)
-            kinds = {s.kind for states in known if (s := states.get(path)) is not None}
+            kinds = {kind for kinds_of in known if (kind := kinds_of.get(path)) is not None}
             if "dir" in kinds or not kinds:
                 for tree in TREES:
                     wanted.update(self.index.paths_under(tree, path))

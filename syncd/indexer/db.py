@@ -30,7 +30,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from syncd.indexer.state import Block, FileState
 
@@ -245,18 +245,24 @@ class Index:
 
     def get_many(self, tree: Tree, paths: Iterable[str]) -> dict[str, FileState]:
         """The states of those of `paths` that are in the tree, by path."""
+        return {row[0]: self._state(row) for row in self._rows_in(tree, _COLUMNS, paths)}
+
+    def kinds_many(self, tree: Tree, paths: Iterable[str]) -> dict[str, str]:
+        """The kind ("file" or "dir") of those of `paths` that are in the tree, by path:
+        `get_many` without decoding block lists, for callers that only need to know
+        what a path is."""
+        return dict(self._rows_in(tree, "path, kind", paths))
+
+    def _rows_in(self, tree: Tree, columns: str, paths: Iterable[str]) -> Iterator[Any]:
+        """`columns` of the rows of those of `paths` in the tree, `_IN_BATCH` at a time."""
         table = _tree(tree)
         wanted = [p for p in dict.fromkeys(paths) if _storable(p)]
-        found: dict[str, FileState] = {}
         for start in range(0, len(wanted), _IN_BATCH):
             batch = wanted[start : start + _IN_BATCH]
             marks = ",".join("?" * len(batch))
-            rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM {table} WHERE path IN ({marks})", batch
-            )
-            for row in rows:
-                found[row[0]] = self._state(row)
-        return found
+            yield from self.conn.execute(
+                f"SELECT {columns} FROM {table} WHERE path IN ({marks})", batch
+            ).fetchall()
 
     def all(self, tree: Tree) -> dict[str, FileState]:
         """Every state of one tree, by path, read from SQLite (a fresh dict: the caller

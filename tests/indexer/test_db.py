@@ -296,6 +296,18 @@ def test_get_many_is_empty_and_find_local_file(index: Index):
     assert index.find_local_file(2, 51, 123) is None
 
 
+def test_kinds_many_answers_kinds_without_states(index: Index):
+    index.put_many("local", [f("a", A, inode=1), FileState("d", "dir")])
+    assert index.kinds_many("local", ["a", "d", "nope", "a", "bad\udcff"]) == {
+        "a": "file",
+        "d": "dir",
+    }
+    many = [f"p{i}" for i in range(1_234)]  # more than one IN (...) query's worth
+    index.put_many("remote", [f(p, C, rev=1) for p in many])
+    assert index.kinds_many("remote", [*many, "x"]) == dict.fromkeys(many, "file")
+    assert index.kinds_many("base", many) == {}
+
+
 def test_local_snapshot_answers_from_the_table(index: Index):
     index.put_many("local", [FileState("d", "dir"), f("d/x", A, inode=5), f("dx", B)])
     snap = index.local_snapshot()
