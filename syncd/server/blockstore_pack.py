@@ -10,8 +10,9 @@ and keeps `id -> (pack, offset, size)` in an index:
 
 Writes are group-committed by one writer thread: every chunk that arrived while the
 previous group was being written is appended in one `writev`, the pack is
-`fdatasync`ed, and only then are the index rows committed. So the index never names
-bytes that are not on disk; a crash leaves at most unindexed bytes at a pack's end
+`fdatasync`ed, and only then are the index rows committed (`synchronous=FULL`; a new
+pack's folder entry is flushed first). So the index never names bytes that are not on
+disk; a crash leaves at most unindexed bytes at a pack's end
 (dead space, like an orphan chunk: D5). Each process appends to a pack of its own,
 so several server processes may share the folder. A read checks the record header
 (id and size) in front of the bytes it returns.
@@ -62,7 +63,9 @@ class PackIndex:
         self._lock = threading.Lock()
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: an acknowledged chunk's row survives a power cut, so the metadata
+            # that names it (committed after the ack) never outlives it
+            self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA busy_timeout=30000")
             self._conn.executescript(_SCHEMA)
 
@@ -211,6 +214,7 @@ class PackBlockStore:
             fd = os.open(self.packs / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 _write_all(fd, [MAGIC])
+                _fsync_dir(self.packs)  # the new pack's name, before any row names it
             except OSError:
                 os.close(fd)
                 raise
@@ -305,6 +309,14 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, buffers: list[bytes | memoryview]) -> None:
