@@ -29,6 +29,7 @@ from pathlib import Path
 
 import blake3
 
+from syncd.durable import fsync_dir
 from syncd.errors import FileError
 from syncd.indexer.state import FileState
 
@@ -304,7 +305,7 @@ class LocalFS:
                 _release(held)
             pending = None
             if sync_dir:
-                self._fsync_dir(os.path.dirname(target))
+                fsync_dir(os.path.dirname(target))
             st = os.lstat(target)
         except OSError as exc:
             raise FileError(path, _reason(exc)) from None
@@ -406,12 +407,4 @@ class LocalFS:
         """Make the renames of these files durable: fsync each parent folder once."""
         for folder in {os.path.dirname(self.abspath(p)) for p in paths}:
             with contextlib.suppress(OSError):
-                self._fsync_dir(folder)
-
-    @staticmethod
-    def _fsync_dir(path: str) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+                fsync_dir(folder)

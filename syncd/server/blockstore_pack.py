@@ -37,6 +37,7 @@ from pathlib import Path
 
 from obstore.store import LocalStore
 
+from syncd.durable import fsync_dir
 from syncd.server.blockstore import PIECE, ChunkReader, ObstoreBlockStore
 from syncd.server.errors import BackendUnavailable
 
@@ -214,7 +215,7 @@ class PackBlockStore:
             fd = os.open(self.packs / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 _write_all(fd, [MAGIC])
-                _fsync_dir(self.packs)  # the new pack's name, before any row names it
+                fsync_dir(self.packs)  # the new pack's name, before any row names it
             except OSError:
                 os.close(fd)
                 raise
@@ -309,14 +310,6 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, buffers: list[bytes | memoryview]) -> None:
