@@ -13,10 +13,17 @@
   own connections and the tray all stuck for good). The lookup is one request and needs
   no grab: if the tray goes away between it and the dock request, the DestroyNotify we
   select for, or the next retry, puts it right.
+- Other threads (the status poller, the animation) hand their changes to the mainloop
+  as a ClientMessage on the mainloop's own connection. python-xlib is not safe there:
+  a flush from another thread while the mainloop waits for a reply (reading the
+  panel's pixels) left the reply unread for good, the icon frozen at its first title
+  (seen in about one test run in 30). Here they post from a connection of their own,
+  one at a time, so the mainloop's connection is only ever used by the mainloop.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,11 +36,50 @@ FALLBACK = (128, 128, 128)  # the panel's colour when it cannot be read
 
 def xorg_icon_class(base: type) -> type:
     """A subclass of pystray's xorg Icon whose image comes from `renderer(size)`."""
+    import Xlib.display
     import Xlib.error
+    import Xlib.protocol.event
     from Xlib import X
 
     class XorgIcon(base):  # type: ignore[misc, valid-type]
         renderer: Callable[[int], Image.Image] | None = None
+
+        def _rewrite_implementation(self, *methods: Callable[[], None]) -> None:
+            """pystray's mainloop handlers, with callers on other threads posting from
+            a connection of their own (see the module doc)."""
+            super()._rewrite_implementation(*methods)
+            self._poster: Any = None
+            self._post_lock = threading.Lock()
+            for original in methods:
+                name = original.__name__
+                atom = self._display.intern_atom(f"_PYSTRAY_{name.upper()}")
+                setattr(self, name, self._dispatcher(original, atom))
+
+        def _dispatcher(self, original: Callable[[], None], atom: int) -> Callable[[], None]:
+            def dispatch() -> None:
+                mainloop = getattr(self, "_thread", None)
+                if mainloop is not None and threading.current_thread() is mainloop:
+                    original()
+                    return
+                with self._post_lock:  # one at a time: the results share one queue
+                    self._post(atom)
+                    result = self._queue.get()
+                if result is not True:
+                    raise result[1].with_traceback(result[2])
+
+            return dispatch
+
+        def _post(self, atom: int) -> None:
+            """Send our window a ClientMessage from the posting connection; with no
+            event mask it goes to the window's creator, the mainloop's connection."""
+            if self._poster is None:
+                self._poster = Xlib.display.Display(self._display.get_display_name())
+            window = self._poster.create_resource_object("window", self._window.id)
+            message = Xlib.protocol.event.ClientMessage(
+                window=window, client_type=atom, data=(32, (X.CurrentTime, 0, 0, 0, 0))
+            )
+            window.send_event(message, event_mask=X.NoEventMask)
+            self._poster.flush()
 
         def _background(self, width: int, height: int) -> Image.Image:
             """What the panel shows under our window: with a ParentRelative background,
