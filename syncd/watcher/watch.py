@@ -48,10 +48,10 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 
 from syncd.indexer.ignore import IGNORE_FILE, STATE_DIR
 from syncd.watcher.debounce import DEFAULT_MAX_DELAY, DEFAULT_QUIET, Batch, Clock, Debouncer
+from syncd.watcher.skipping import observer as make_observer
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -123,7 +123,7 @@ class Watcher:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         """Start watching. Never raises for watching trouble: it becomes a rescan batch."""
-        observer = Observer()
+        observer = make_observer(os.path.join(self.root, STATE_DIR))  # not watched at all
         try:
             observer.schedule(_Handler(self), self.root, recursive=True, event_filter=_WANTED)
             observer.start()
