@@ -50,7 +50,7 @@ QUOTA_EXCEEDED = 507  # the server's answer when the user's storage quota is ful
 UPLOAD_BATCH_BYTES = 8 << 20  # chunks of many files travel together up to this size
 SMALL_FILE = 1 << 20  # files up to this size are downloaded in batches
 DOWNLOAD_BATCH_BYTES = 32 << 20
-WORKERS = 4  # uploads in flight; files written at once (their fsyncs overlap)
+WORKERS = 4  # uploads in flight
 
 
 @dataclass
@@ -93,6 +93,10 @@ class Executor:
         self.on_progress = on_progress or (lambda _kind, _n: None)
         self._threads: ThreadPoolExecutor | None = None
         self._fetcher: ThreadPoolExecutor | None = None  # the next download batch, ahead
+        # What the journal holds past the last pull (set by the loop): the files of the
+        # next round, whose first batch is fetched while this round's last is written.
+        self.lookahead: Callable[[], list[FileState]] | None = None
+        self._ahead: Future[dict[str, bytes]] | None = None
         self._not_owned: set[str] = set()  # the server said it lacks these: always ask
 
     def run(self, ops: list[Op]) -> Outcome:
@@ -112,12 +116,12 @@ class Executor:
                     out.problems[step.path] = exc.reason
                     out.rescan.add(step.path)
                 continue
-            fetched = fetching.result() if fetching is not None else {}
+            fetched = fetching.result() if fetching is not None else self._take_ahead()
             fetching = None
             later = steps[i + 1] if i + 1 < len(steps) else None
             if isinstance(later, list):  # fetch the next batch while this one is written
                 fetching = self._prefetch(later)
-            self._download_many(step, out, fetched)
+            self._download_many(step, out, fetched, last=later is None)
         return out
 
     # -- upload and commit -------------------------------------------------------------
@@ -357,13 +361,16 @@ class Executor:
             yield data
 
     def _prefetch(self, ops: list[Download]) -> Future[dict[str, bytes]]:
-        """Start fetching, on a thread of its own, the chunks of `ops` that no local
+        return self._prefetch_states([op.remote for op in ops])
+
+    def _prefetch_states(self, states: list[FileState]) -> Future[dict[str, bytes]]:
+        """Start fetching, on a thread of its own, the chunks of `states` that no local
         file holds (asked now, on this thread: the index is not shared across threads).
         What a local file turns out not to hold after all is fetched when written."""
-        wanted = list(dict.fromkeys(b.id for op in ops for b in op.remote.blocks))
+        wanted = list(dict.fromkeys(b.id for st in states for b in st.blocks))
         sources = self.index.find_blocks(wanted)
         remote = [chunk_id for chunk_id in wanted if chunk_id not in sources]
-        sizes = {b.id: b.size for op in ops for b in op.remote.blocks}
+        sizes = {b.id: b.size for st in states for b in st.blocks}
 
         def fetch() -> dict[str, bytes]:
             data = {}
@@ -376,11 +383,52 @@ class Executor:
             self._fetcher = ThreadPoolExecutor(1, thread_name_prefix="syncd-fetch")
         return self._fetcher.submit(fetch)
 
+    def _fetch_ahead(self) -> None:
+        """Start fetching the chunks of the small files the journal holds past the last
+        pull, up to a batch, in the planner's order: most likely the next round's first
+        batch. Only a guess: the next round plans from scratch and takes what matches."""
+        if self.lookahead is None:
+            return
+        self._ahead = None
+        batch: list[FileState] = []
+        size = 0
+        for st in sorted(self.lookahead(), key=lambda s: (s.path.count("/"), s.path)):
+            if st.kind != "file" or st.size > SMALL_FILE:
+                continue
+            batch.append(st)
+            size += st.size
+            if size >= DOWNLOAD_BATCH_BYTES:
+                break
+        if batch:
+            self._ahead = self._prefetch_states(batch)
+
+    def _take_ahead(self) -> dict[str, bytes]:
+        """The chunks fetched ahead for this round, if any came (a failed guess costs
+        nothing: those chunks are fetched again when needed)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return {}
+        try:
+            return ahead.result()
+        except Exception as exc:  # a guess: the batch fetches what it lacks itself
+            log.debug("fetching ahead failed: %s", exc)
+            return {}
+
+    def drop_ahead(self) -> None:
+        """Forget chunks fetched ahead (the cycle ended: the next one may be long off)."""
+        self._ahead = None
+
     def _download_many(
-        self, ops: list[Download], out: Outcome, fetched: dict[str, bytes] | None = None
+        self,
+        ops: list[Download],
+        out: Outcome,
+        fetched: dict[str, bytes] | None = None,
+        *,
+        last: bool = False,
     ) -> None:
         """Small files: their chunks in a few batched requests (or `fetched` ahead),
-        written in parallel."""
+        then written. The `last` batch of a round, once its own chunks are here, starts
+        fetching the next round's first batch while it writes (`_fetch_ahead`)."""
         data: dict[str, bytes] = dict(fetched or {})
         need: list[str] = []
         wanted = list(dict.fromkeys(b.id for op in ops for b in op.remote.blocks))
@@ -398,6 +446,8 @@ class Executor:
         for chunk_id, chunk in self.client.get_chunks(self.ns, need, sizes):
             data[chunk_id] = chunk
             self.on_progress("down", len(chunk))
+        if last:
+            self._fetch_ahead()
         expects = {op.path: self.index.get("local", op.path) for op in ops}
 
         def stage(op: Download) -> str | FileError:
@@ -407,7 +457,9 @@ class Executor:
             except FileError as exc:
                 return exc
 
-        staged = list(self._pool().map(stage, ops))
+        # One file after another: one syncfs below flushes them all, so there is no
+        # fsync to overlap, and threads creating the files only passed the GIL around.
+        staged = list(map(stage, ops))
         names = [s for s in staged if isinstance(s, str)]
         try:
             self.fs.sync_staged(names)  # every staged file durable before any rename (D7)

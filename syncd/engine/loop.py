@@ -29,6 +29,7 @@ from syncd.errors import AuthError, FatalError, RequestRejected, SyncdError, Tra
 from syncd.indexer.db import Index
 from syncd.indexer.ignore import Ignore
 from syncd.indexer.scanner import scan
+from syncd.indexer.state import FileState
 from syncd.paths import parent_of
 from syncd.status import SyncStatus
 from syncd.transport.client import ServerClient
@@ -127,9 +128,16 @@ class SyncLoop:
         self._dirty: set[str] | None = None  # paths to rescan; None: everything
         self._next_rescan: float | None = None  # set by the first pass
         self._timer = timer or _start_timer
+        # News of the journal (the feed's wake-ups) counted as they come, and the count
+        # at the last pull: unequal, the journal may hold entries the index lacks.
+        self._remote_news = 0
+        self._news_pulled = 0
+        self.executor.lookahead = self._lookahead
 
     # -- events from other threads -----------------------------------------------------
     def post(self, kind: str, paths: frozenset[str] | set[str] = frozenset()) -> None:
+        if kind in ("remote", "online"):
+            self._remote_news += 1  # a lost update only costs a guess ahead (`_lookahead`)
         self.events.put(Event(kind, frozenset(paths)))
 
     # -- the loop ----------------------------------------------------------------------
@@ -261,6 +269,7 @@ class SyncLoop:
         finally:
             self.status.update(busy=False)
             self.index.drop_caches()
+            self.executor.drop_ahead()
             if worked >= RELEASE_AFTER:  # a full pass or a big one, even if nothing changed
                 release_memory()
 
@@ -353,6 +362,7 @@ class SyncLoop:
     def _pull_remote(self) -> set[str] | None:
         """Bring the remote tree to the journal's end: the paths it changed, or None
         after a full resync (everything may have changed)."""
+        self._news_pulled = self._remote_news
         stored = self.index.get_meta("cursor")
         if stored is None:  # never synced: start from the current tree, not the history
             return self._resync()
@@ -375,6 +385,21 @@ class SyncLoop:
             cursor = page.cursor
             if not page.has_more:
                 return applied
+
+    def _lookahead(self) -> list[FileState]:
+        """The remote states of the journal's entries past the last pull, for the
+        executor to fetch ahead: read only, the index is left as it is (the next pull
+        records them). Empty if nothing new was announced, or on any transport trouble."""
+        stored = self.index.get_meta("cursor")
+        if stored is None or self._remote_news == self._news_pulled:
+            return []
+        try:
+            page = self.client.changes(self.ns, int(stored), limit=5000, retry=False)
+        except TransportError as exc:
+            log.debug("looking ahead in the journal failed: %s", exc)
+            return []
+        states = (state_from_entry(entry) for entry in page.entries)
+        return [st for st in states if st is not None and not self.ignore.ignored(st.path, False)]
 
     def _resync(self, forget_base: bool = False) -> None:
         entries, cursor = self.client.tree(self.ns)

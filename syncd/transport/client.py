@@ -226,10 +226,18 @@ class ServerClient:
         ]
 
     def changes(
-        self, ns: int, cursor: int, *, timeout: float = 0, limit: int = 1000, peek: bool = False
+        self,
+        ns: int,
+        cursor: int,
+        *,
+        timeout: float = 0,
+        limit: int = 1000,
+        peek: bool = False,
+        retry: bool | None = None,
     ) -> ChangesPage:
         """Entries after `cursor`; with `peek`, none: only the journal's end once there is
-        anything past `cursor` (for a feed that wakes a reader pulling them itself)."""
+        anything past `cursor` (for a feed that wakes a reader pulling them itself).
+        `retry`: retry failures with backoff (default: unless it long-polls)."""
         params: dict[str, Any] = {"cursor": cursor, "timeout": timeout, "limit": limit}
         if peek:
             params["peek"] = "true"
@@ -238,7 +246,7 @@ class ServerClient:
             f"/v1/ns/{ns}/changes",
             params=params,
             timeout=timeout + 30,
-            retry=timeout == 0,
+            retry=timeout == 0 if retry is None else retry,
         )
         body = r.json()
         return ChangesPage(body["entries"], body["cursor"], body["has_more"])
