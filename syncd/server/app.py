@@ -109,12 +109,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "too_large", f"request body exceeds {limit} bytes")
-    body = bytearray()
+    pieces: list[bytes] = []
+    size = 0
     async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
+        size += len(piece)
+        if size > limit:
             raise ApiError(413, "too_large", f"request body exceeds {limit} bytes")
-    return bytes(body)
+        pieces.append(piece)
+    return b"".join(pieces)  # one copy (a growing bytearray copied it twice or more)
 
 
 def create_app(config: ServerConfig) -> FastAPI:

@@ -17,6 +17,7 @@ URLs (`open_blockstore`):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import uuid
@@ -35,6 +36,7 @@ from syncd.server.errors import BackendUnavailable
 
 PIECE = 1 << 20  # streamed reads come in pieces of at least this size (the last may be less)
 PART = 5 << 20  # multipart part size for streamed writes (S3's minimum part)
+GET_CONCURRENCY = 16  # object reads in flight for one get_many
 
 
 class ChunkNotFound(KeyError):
@@ -55,6 +57,7 @@ class BlockStore(Protocol):
         self, chunk_id: str, pieces: AsyncIterable[bytes], verify: Callable[[], Awaitable[None]]
     ) -> None: ...
     async def get(self, chunk_id: str) -> bytes: ...
+    async def get_many(self, chunk_ids: list[str]) -> list[bytes | memoryview]: ...
     async def open(self, chunk_id: str) -> ChunkReader: ...
     async def has(self, chunk_id: str) -> bool: ...
     async def delete(self, chunk_id: str) -> None: ...
@@ -133,6 +136,16 @@ class ObstoreBlockStore:
             raise ChunkNotFound(chunk_id) from None
         except _FAILED as exc:
             raise self._unavailable(exc, "get") from exc
+
+    async def get_many(self, chunk_ids: list[str]) -> list[bytes | memoryview]:
+        """Each chunk's bytes, in order; up to GET_CONCURRENCY requests in flight."""
+        gate = asyncio.Semaphore(GET_CONCURRENCY)
+
+        async def one(chunk_id: str) -> bytes:
+            async with gate:
+                return await self.get(chunk_id)
+
+        return list(await asyncio.gather(*(one(c) for c in chunk_ids)))
 
     async def open(self, chunk_id: str) -> ChunkReader:
         try:

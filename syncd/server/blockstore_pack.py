@@ -45,6 +45,7 @@ MAGIC = b"SYNCDPK1"
 HEADER = struct.Struct(">32sI")  # chunk id (raw BLAKE3), data size
 PACK_MAX = 1 << 30  # a pack that reaches this size is closed and a new one begun
 IOV_MAX = 512  # buffers per writev(2) call (Linux allows 1024)
+READ_SPAN = 4 << 20  # adjacent records read in one pread, up to about this many bytes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -76,6 +77,19 @@ class PackIndex:
                 "SELECT pack, offset, size FROM chunks WHERE id = ?", (bytes.fromhex(chunk_id),)
             ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
+
+    def find_many(self, chunk_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """`find` for many ids at once; the ids no pack holds are left out."""
+        found: dict[str, tuple[str, int, int]] = {}
+        raws = [bytes.fromhex(c) for c in chunk_ids]
+        with self._lock:
+            for start in range(0, len(raws), 500):
+                part = raws[start : start + 500]
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT id, pack, offset, size FROM chunks WHERE id IN ({marks})"
+                for raw, pack, offset, size in self._conn.execute(sql, part):
+                    found[raw.hex()] = (pack, offset, size)
+        return found
 
     def known(self, ids: list[bytes]) -> set[bytes]:
         found: set[bytes] = set()
@@ -230,16 +244,35 @@ class PackBlockStore:
     # -- reads -------------------------------------------------------------------------
     def _read_packed(self, chunk_id: str) -> bytes | None:
         """The chunk's bytes from its pack, or None if no pack holds it."""
-        where = self.index.find(chunk_id)
-        if where is None:
-            return None
-        pack, offset, size = where
-        fd = self._reader(pack)
-        record = os.pread(fd, HEADER.size + size, offset - HEADER.size)
-        raw, stored_size = HEADER.unpack_from(record)
-        if raw.hex() != chunk_id or stored_size != size or len(record) != HEADER.size + size:
-            raise OSError(f"pack {pack} holds other bytes at offset {offset} for {chunk_id}")
-        return record[HEADER.size :]
+        found = self._read_many([chunk_id]).get(chunk_id)
+        return None if found is None else bytes(found)
+
+    def _read_many(self, chunk_ids: list[str]) -> dict[str, memoryview]:
+        """The bytes of those of `chunk_ids` that packs hold. Records that lie next to
+        each other in a pack (the chunks of one upload do) come in one pread, up to
+        READ_SPAN bytes; the result's views share that buffer."""
+        where = sorted(self.index.find_many(chunk_ids).items(), key=lambda kv: kv[1][:2])
+        out: dict[str, memoryview] = {}
+        i = 0
+        while i < len(where):
+            pack, first, _ = where[i][1]
+            start, end, j = first - HEADER.size, first + where[i][1][2], i + 1
+            while j < len(where) and end - start < READ_SPAN:
+                next_pack, offset, size = where[j][1]
+                if next_pack != pack or offset - HEADER.size != end:
+                    break
+                end, j = offset + size, j + 1
+            view = memoryview(os.pread(self._reader(pack), end - start, start))
+            for chunk_id, (_, offset, size) in where[i:j]:
+                at = offset - HEADER.size - start
+                if len(view) < at + HEADER.size + size:
+                    raise OSError(f"pack {pack} ends before {chunk_id} at offset {offset}")
+                raw, stored_size = HEADER.unpack_from(view, at)
+                if raw.hex() != chunk_id or stored_size != size:
+                    raise OSError(f"pack {pack} holds other bytes at {offset} for {chunk_id}")
+                out[chunk_id] = view[at + HEADER.size : at + HEADER.size + size]
+            i = j
+        return out
 
     def _reader(self, pack: str) -> int:
         with self._readers_lock:
@@ -258,6 +291,20 @@ class PackBlockStore:
     async def get(self, chunk_id: str) -> bytes:
         data = await self._packed(chunk_id)
         return data if data is not None else await self._loose.get(chunk_id)
+
+    async def get_many(self, chunk_ids: list[str]) -> list[bytes | memoryview]:
+        """Each chunk's bytes, in order: the packed ones in one thread hop and one index
+        query, the rest from loose files."""
+        try:
+            found: dict[str, bytes | memoryview] = dict(
+                await asyncio.to_thread(self._read_many, chunk_ids)
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unavailable(exc, "pack read") from exc
+        loose = [c for c in dict.fromkeys(chunk_ids) if c not in found]
+        if loose:
+            found.update(zip(loose, await self._loose.get_many(loose), strict=True))
+        return [found[c] for c in chunk_ids]
 
     async def open(self, chunk_id: str) -> ChunkReader:
         data = await self._packed(chunk_id)

@@ -142,6 +142,35 @@ async def test_bytes_that_do_not_match_their_record_are_refused(store, root):
         await store.get(cid(data))
 
 
+async def test_get_many_reads_runs_of_records_and_loose_chunks_in_order(store, root):
+    together = [os.urandom(n) for n in (1, 3000, 70_000, 0, 12_345)]  # one group: adjacent
+    await asyncio.gather(*(store.put(cid(c), c) for c in together))
+    apart = os.urandom(5000)
+    await store.put(cid(apart), apart)  # a later group, after the others in the pack
+    loose = os.urandom(9000)
+    await obstore.put_async(obstore.store.LocalStore(prefix=root), chunk_key(cid(loose)), loose)
+    wanted = [apart, together[2], loose, together[0], together[4], together[2], together[3]]
+    got = await store.get_many([cid(c) for c in wanted])
+    assert [bytes(g) for g in got] == wanted
+    assert await store.get_many([]) == []
+    with pytest.raises(ChunkNotFound):
+        await store.get_many([cid(apart), cid(b"never stored")])
+
+
+async def test_get_many_refuses_a_run_with_a_damaged_record(store, root):
+    first, second = os.urandom(4000), os.urandom(4000)
+    await asyncio.gather(store.put(cid(first), first), store.put(cid(second), second))
+    [pack] = packs(root)
+    with open(pack, "r+b") as f:  # the second record's header, inside the run read
+        f.seek(len(MAGIC) + HEADER.size + 4000)
+        f.write(b"\0" * 8)
+    with pytest.raises(BackendUnavailable, match="other bytes"):
+        await store.get_many([cid(first), cid(second)])
+    os.truncate(pack, len(MAGIC) + HEADER.size + 100)  # and a pack cut short
+    with pytest.raises(BackendUnavailable, match="ends before"):
+        await store.get_many([cid(first)])
+
+
 async def test_a_failed_write_is_reported_and_later_writes_succeed(store, root):
     """A write the kernel refuses (here: the file size limit, as a full disk would)
     fails that put with a clear error, indexes nothing, and leaves earlier chunks."""

@@ -191,7 +191,7 @@ async def get_batch(body: IdsRequest, ns: NamespaceDep, b: BackendsDep) -> Strea
     async def frames() -> AsyncIterator[bytes]:
         for start in range(0, len(ids), STORE_CONCURRENCY):
             window = ids[start : start + STORE_CONCURRENCY]
-            datas = await _bounded([b.blocks.get(cid) for cid in window])
+            datas = await b.blocks.get_many(window)
             yield encode_frames(list(zip(window, datas, strict=True)))
 
     return StreamingResponse(frames(), media_type=BATCH_CONTENT_TYPE)
