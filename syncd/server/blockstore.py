@@ -25,7 +25,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import urlparse
 
 import obstore
@@ -36,7 +36,8 @@ from syncd.server.errors import BackendUnavailable
 
 PIECE = 1 << 20  # streamed reads come in pieces of at least this size (the last may be less)
 PART = 5 << 20  # multipart part size for streamed writes (S3's minimum part)
-GET_CONCURRENCY = 16  # object reads in flight for one get_many
+T = TypeVar("T")
+IO_CONCURRENCY = 16  # object reads or writes in flight for one get_many or put_many
 
 
 class ChunkNotFound(KeyError):
@@ -53,6 +54,7 @@ class ChunkReader:
 
 class BlockStore(Protocol):
     async def put(self, chunk_id: str, data: bytes | memoryview) -> None: ...
+    async def put_many(self, chunks: list[tuple[str, bytes | memoryview]]) -> None: ...
     async def put_stream(
         self, chunk_id: str, pieces: AsyncIterable[bytes], verify: Callable[[], Awaitable[None]]
     ) -> None: ...
@@ -64,6 +66,17 @@ class BlockStore(Protocol):
     async def check(self) -> None: ...
     async def signed_url(self, chunk_id: str, ttl: timedelta) -> str | None: ...
     def close(self) -> None: ...
+
+
+async def bounded(jobs: list[Awaitable[T]], limit: int = IO_CONCURRENCY) -> list[T]:
+    """Await `jobs` with at most `limit` running at once; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(job: Awaitable[T]) -> T:
+        async with gate:
+            return await job
+
+    return await asyncio.gather(*(one(j) for j in jobs))
 
 
 def chunk_key(chunk_id: str) -> str:
@@ -89,6 +102,10 @@ class ObstoreBlockStore:
             await obstore.put_async(self._store, chunk_key(chunk_id), bytes(data))
         except _FAILED as exc:
             raise self._unavailable(exc, "put") from exc
+
+    async def put_many(self, chunks: list[tuple[str, bytes | memoryview]]) -> None:
+        """`put` each; up to IO_CONCURRENCY requests in flight."""
+        await bounded([self.put(chunk_id, data) for chunk_id, data in chunks])
 
     async def put_stream(
         self, chunk_id: str, pieces: AsyncIterable[bytes], verify: Callable[[], Awaitable[None]]
@@ -138,14 +155,8 @@ class ObstoreBlockStore:
             raise self._unavailable(exc, "get") from exc
 
     async def get_many(self, chunk_ids: list[str]) -> list[bytes | memoryview]:
-        """Each chunk's bytes, in order; up to GET_CONCURRENCY requests in flight."""
-        gate = asyncio.Semaphore(GET_CONCURRENCY)
-
-        async def one(chunk_id: str) -> bytes:
-            async with gate:
-                return await self.get(chunk_id)
-
-        return list(await asyncio.gather(*(one(c) for c in chunk_ids)))
+        """Each chunk's bytes, in order; up to IO_CONCURRENCY requests in flight."""
+        return list(await bounded([self.get(c) for c in chunk_ids]))
 
     async def open(self, chunk_id: str) -> ChunkReader:
         try:

@@ -162,13 +162,30 @@ class PackBlockStore:
 
     # -- writes ------------------------------------------------------------------------
     async def put(self, chunk_id: str, data: bytes | memoryview) -> None:
-        item = _Pending(bytes.fromhex(chunk_id), data, asyncio.get_running_loop())
+        await self.put_many([(chunk_id, data)])
+
+    async def put_many(self, chunks: list[tuple[str, bytes | memoryview]]) -> None:
+        """Queue them all at once, so they go into the same group (one writev, one
+        fdatasync) unless the writer takes the queue between two of them."""
+        if not chunks:
+            return
+        loop = asyncio.get_running_loop()
+        items = [_Pending(bytes.fromhex(chunk_id), data, loop) for chunk_id, data in chunks]
         with self._wake:
             if self._closed:
                 raise BackendUnavailable("blocks", f"{self.describe}: store is closed")
-            self._queue.append(item)
+            self._queue.extend(items)
             self._wake.notify()
-        await item.future
+        futures = [item.future for item in items]
+        try:
+            await asyncio.wait(futures)
+        except asyncio.CancelledError:
+            for future in futures:
+                future.cancel()  # the writer stores them anyway (`_settle`)
+            raise
+        errors = [future.exception() for future in futures]  # each one looked at
+        if failed := next((e for e in errors if e is not None), None):
+            raise failed
 
     async def put_stream(
         self, chunk_id: str, pieces: AsyncIterable[bytes], verify: Callable[[], Awaitable[None]]

@@ -77,10 +77,9 @@ async def test_put_get_has_delete(store):
     assert leftovers(store) == []
 
 
-async def test_get_many_returns_each_chunk_in_order(store):
+async def test_put_many_then_get_many_each_chunk_in_order(store):
     chunks = [os.urandom(n) for n in (0, 10, 5000, 80_000)]
-    for c in chunks:
-        await store.put(cid(c), c)
+    await store.put_many([(cid(c), c) for c in chunks])
     order = [chunks[3], chunks[0], chunks[2], chunks[3], chunks[1]]
     assert [bytes(g) for g in await store.get_many([cid(c) for c in order])] == order
     with pytest.raises(ChunkNotFound):

@@ -142,6 +142,19 @@ async def test_bytes_that_do_not_match_their_record_are_refused(store, root):
         await store.get(cid(data))
 
 
+async def test_put_many_goes_to_disk_in_one_group(store, root, monkeypatch):
+    syncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
+    chunks = [os.urandom(n) for n in (10, 70_000, 3000, 0, 40_000)]
+    await store.put_many([(cid(c), c) for c in chunks] + [(cid(chunks[1]), chunks[1])])
+    assert len(syncs) == 1  # one writev and one fdatasync for the whole batch
+    assert [bytes(g) for g in await store.get_many([cid(c) for c in chunks])] == chunks
+    await store.put_many([(cid(c), c) for c in chunks])  # all stored already: no write
+    await store.put_many([])
+    assert len(syncs) == 1
+
+
 async def test_get_many_reads_runs_of_records_and_loose_chunks_in_order(store, root):
     together = [os.urandom(n) for n in (1, 3000, 70_000, 0, 12_345)]  # one group: adjacent
     await asyncio.gather(*(store.put(cid(c), c) for c in together))
@@ -183,6 +196,10 @@ async def test_a_failed_write_is_reported_and_later_writes_succeed(store, root):
         resource.setrlimit(resource.RLIMIT_FSIZE, (packs(root)[0].stat().st_size + 1000, hard))
         with pytest.raises(BackendUnavailable, match="pack write failed"):
             await store.put(cid(big), big)
+        small, other = os.urandom(500), os.urandom(300_000)  # one group: it fails whole
+        with pytest.raises(BackendUnavailable, match="pack write failed"):
+            await store.put_many([(cid(small), small), (cid(other), other)])
+        assert not await store.has(cid(small))
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)

@@ -6,8 +6,7 @@ chunks it uploaded itself. Uploads are verified: the server recomputes each BLAK
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TypeVar
 
@@ -33,7 +32,7 @@ from syncd.wire import (
 router = APIRouter(tags=["chunks"])
 _THREAD_HASH_MIN = 256 * 1024  # hash bigger bodies off the event loop
 CACHE_FOREVER = "private, max-age=31536000, immutable"
-STORE_CONCURRENCY = 16  # chunk store reads/writes in flight for one batch request
+STORE_CONCURRENCY = 16  # chunks read from the store for each piece of a batch download
 T = TypeVar("T")
 
 
@@ -66,17 +65,6 @@ async def _decoded_body(request: Request, limit: int) -> bytes:
     return await read_body(request, limit)
 
 
-async def _bounded(jobs: list[Awaitable[T]], limit: int = STORE_CONCURRENCY) -> list[T]:
-    """Await `jobs` with at most `limit` running at once; results in order."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: Awaitable[T]) -> T:
-        async with gate:
-            return await job
-
-    return await asyncio.gather(*(one(j) for j in jobs))
-
-
 async def _admit(b: BackendsDep, ns: int, sizes: dict[str, int]) -> list[tuple[str, int]]:
     """The chunks new to this namespace, refused (507) if they would pass its quota."""
     if b.quota.limit is None:
@@ -98,7 +86,7 @@ async def _store(b: BackendsDep, ns: int, chunks: list[tuple[str, bytes | memory
     new_here = await _admit(b, ns, sizes)
     known = await run_sync(b.meta.stored_chunks, [cid for cid, _ in chunks])
     fresh = {cid: data for cid, data in chunks if cid not in known}
-    await _bounded([b.blocks.put(cid, data) for cid, data in fresh.items()])
+    await b.blocks.put_many(list(fresh.items()))
     await _record(b, ns, sizes, new_here)
 
 
