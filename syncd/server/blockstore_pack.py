@@ -165,8 +165,8 @@ class PackBlockStore:
         await self.put_many([(chunk_id, data)])
 
     async def put_many(self, chunks: list[tuple[str, bytes | memoryview]]) -> None:
-        """Queue them all at once, so they go into the same group (one writev, one
-        fdatasync) unless the writer takes the queue between two of them."""
+        """Queue them all at once, under the writer's lock, so they go into one group
+        (one writev, one fdatasync, shared with whatever else was waiting)."""
         if not chunks:
             return
         loop = asyncio.get_running_loop()
