@@ -80,26 +80,22 @@ class PackIndex:
 
     def find_many(self, chunk_ids: list[str]) -> dict[str, tuple[str, int, int]]:
         """`find` for many ids at once; the ids no pack holds are left out."""
-        found: dict[str, tuple[str, int, int]] = {}
-        raws = [bytes.fromhex(c) for c in chunk_ids]
-        with self._lock:
-            for start in range(0, len(raws), 500):
-                part = raws[start : start + 500]
-                marks = ",".join("?" * len(part))
-                sql = f"SELECT id, pack, offset, size FROM chunks WHERE id IN ({marks})"
-                for raw, pack, offset, size in self._conn.execute(sql, part):
-                    found[raw.hex()] = (pack, offset, size)
-        return found
+        rows = self._rows_in("id, pack, offset, size", [bytes.fromhex(c) for c in chunk_ids])
+        return {raw.hex(): (pack, offset, size) for raw, pack, offset, size in rows}
 
     def known(self, ids: list[bytes]) -> set[bytes]:
-        found: set[bytes] = set()
+        return {row[0] for row in self._rows_in("id", ids)}
+
+    def _rows_in(self, columns: str, ids: list[bytes]) -> list[tuple]:
+        """`columns` of the rows whose id is in `ids`, asked 500 ids at a time."""
+        rows: list[tuple] = []
         with self._lock:
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 marks = ",".join("?" * len(part))
-                rows = self._conn.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)
-                found.update(r[0] for r in rows)
-        return found
+                sql = f"SELECT {columns} FROM chunks WHERE id IN ({marks})"
+                rows += self._conn.execute(sql, part).fetchall()
+        return rows
 
     def add(self, rows: list[tuple[bytes, str, int, int]]) -> None:
         with self._lock:

@@ -6,7 +6,7 @@ writes is an IN_MODIFY) and the staged downloads (each one a create, a write, tw
 attribute changes, a close and a move), so a download of 2,000 files made some 15,000
 events there. watchdog's thread decoded each one in Python, and paired every move by
 scanning its queue, only for the Watcher to drop them all: in a profile of scenario 5
-of `bench.peers`, 23% of B's samples and 30% of A's were in that code. Here the one
+of `bench.peers`, 23% of B's samples were in that code (5% after). Here the one
 method of watchdog's watch group that adds a watch skips the state folder and all of
 its subfolders (at start, when one is created, when the watches are rebuilt after an
 overflow), so the kernel never reports what happens in there.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import TypeVar
 
 import blake3
 from fastapi import APIRouter, Request, Response
@@ -33,7 +32,6 @@ router = APIRouter(tags=["chunks"])
 _THREAD_HASH_MIN = 256 * 1024  # hash bigger bodies off the event loop
 CACHE_FOREVER = "private, max-age=31536000, immutable"
 STORE_CONCURRENCY = 16  # chunks read from the store for each piece of a batch download
-T = TypeVar("T")
 
 
 def _check_ids(ids: list[str]) -> None:
