@@ -26,7 +26,6 @@ from pathlib import Path
 from bench.peers.contenders import Contender, all_contenders
 from bench.peers.contenders.base import cap_waits
 from bench.peers.measure import tree_digest
-from bench.peers.proxy import ProxyLoop
 from bench.peers.report import build, idle_rows, markdown, table_rows, target_lines, text_table
 from bench.peers.scenarios import QUICK_SKIP, STALLED, IdleResult, Run, Sizes, idle
 
@@ -96,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "sizes": sizes.__dict__,
     }
-    loop = ProxyLoop()
     tmp = Path(tempfile.mkdtemp(prefix="sd-peers-"))
     started = time.monotonic()
     if args.quick:
@@ -106,18 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         faulthandler.dump_traceback_later(QUICK_DEADLINE, exit=True)
     try:
         if args.quick:  # times are not judged: run the contenders side by side
-            parts = [Part(c, tmp, loop, sizes, args.scenarios, info) for c in ready]
+            parts = [Part(c, tmp, sizes, args.scenarios, info) for c in ready]
             threads = [threading.Thread(target=p.run) for p in parts]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
         else:
-            parts = [Part(ready, tmp, loop, sizes, args.scenarios, info)]  # type: ignore[arg-type]
+            parts = [Part(ready, tmp, sizes, args.scenarios, info)]  # type: ignore[arg-type]
             parts[0].run()
     finally:
         faulthandler.cancel_dump_traceback_later()
-        loop.close()
         shutil.rmtree(tmp, ignore_errors=True)
     results, failed, idle_results = merge(parts)
     meta["minutes"] = round((time.monotonic() - started) / 60, 1)
@@ -166,13 +163,12 @@ class Part:
         self,
         cs: Contender | list[Contender],
         tmp: Path,
-        loop: ProxyLoop,
         sizes: Sizes,
         scenarios: list[str],
         info: dict[str, dict],
     ) -> None:
         self.cs = cs if isinstance(cs, list) else [cs]
-        self.tmp, self.loop, self.sizes, self.info = tmp, loop, sizes, info
+        self.tmp, self.sizes, self.info = tmp, sizes, info
         self.scenarios = scenarios
         self.run_ = Run([], sizes, log)
         self.idle: dict[str, IdleResult | str] = {}
@@ -183,7 +179,7 @@ class Part:
             wanted = [s for s in SCENARIOS if s in self.scenarios and s != "8"]
             if wanted:
                 for c in self.cs:
-                    if start(c, self.tmp / c.name, self.loop):
+                    if start(c, self.tmp / c.name):
                         run.cs.append(c)
                     else:
                         self.info[c.name].update(status="failed", reason=c.start_error)
@@ -206,7 +202,7 @@ class Part:
                     step(f"scenario 8 ({old.name})")
                     c = fresh[old.name]
                     try:
-                        if not start(c, self.tmp / f"{c.name}-idle", self.loop):
+                        if not start(c, self.tmp / f"{c.name}-idle"):
                             raise RuntimeError(c.start_error)
                         self.idle[c.name] = idle(c, self.sizes, log)
                     except Exception as exc:
@@ -219,14 +215,14 @@ class Part:
                 c.stop()
 
 
-def start(c: Contender, base: Path, loop: ProxyLoop, tries: int = 2) -> bool:
+def start(c: Contender, base: Path, tries: int = 2) -> bool:
     """Start `c` in `base`; a start that fails (a peer that never connects on a loaded
     machine) is stopped, logged and tried once more afresh. The last error stays in
     `c.start_error`."""
     for attempt in range(1, tries + 1):
         step(f"starting {c.label}" + (f" (try {attempt})" if attempt > 1 else ""))
         try:
-            c.start(base / f"try-{attempt}", loop)
+            c.start(base / f"try-{attempt}")
             return True
         except Exception as exc:
             c.start_error = f"did not start: {type(exc).__name__}: {exc}"

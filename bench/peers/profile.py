@@ -20,7 +20,6 @@ from collections import Counter
 from pathlib import Path
 
 from bench.peers.contenders import Syncd
-from bench.peers.proxy import ProxyLoop
 from bench.peers.scenarios import Run, Sizes
 
 
@@ -59,12 +58,11 @@ def main() -> int:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = Sizes(repeat=1, latency_runs=3)
-    loop = ProxyLoop()
     tmp = Path(tempfile.mkdtemp(prefix="sd-profile-"))
     c = Syncd()
     try:
         print("starting syncd", flush=True)
-        c.start(tmp / "syncd", loop)
+        c.start(tmp / "syncd")
         print("started", flush=True)
         run = Run([c], sizes, print)
         if args.scenario in "347":
@@ -92,7 +90,6 @@ def main() -> int:
             print(summarize(args.out / f"{name}.txt"))
     finally:
         c.stop()
-        loop.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 
 from bench.peers.contenders.rsync import Rsync
-from bench.peers.proxy import ProxyLoop
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="no rsync")
 
 
 def test_push_carries_a_same_size_edit_made_in_the_same_second(tmp_path: Path):
-    loop = ProxyLoop()
     c = Rsync()
     try:
-        c.start(tmp_path / "rsync", loop)
+        c.start(tmp_path / "rsync")
         data = bytearray(b"x" * 200_000)
         (c.a / "f.bin").write_bytes(data)
         c.push()
@@ -33,4 +31,3 @@ def test_push_carries_a_same_size_edit_made_in_the_same_second(tmp_path: Path):
         assert c.wire().up > 0
     finally:
         c.stop()
-        loop.close()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.peers.proxy import Proxy, ProxyLoop
+from bench.peers.proxy import Proxy
 from tests.support.server import free_port
 
 __all__ = ["Contender", "Wire", "cap_waits", "free_port", "poll", "wait_port"]
@@ -68,7 +68,6 @@ class Contender:
 
     def __init__(self) -> None:
         self.base: Path | None = None
-        self.loop: ProxyLoop | None = None
         self.proxies: list[Proxy] = []
         self.extra_cpu = 0.0  # harness-run helper processes (rsync pushes)
         self.extra_rss = 0
@@ -131,13 +130,12 @@ class Contender:
         return out
 
     def proxy(self, target: int, name: str) -> Proxy:
-        assert self.loop is not None
-        p = Proxy(self.loop, target, name).start()
+        p = Proxy(target, name).start()
         self.proxies.append(p)
         return p
 
-    def start(self, base: Path, loop: ProxyLoop) -> None:
-        self.base, self.loop = base, loop
+    def start(self, base: Path) -> None:
+        self.base = base
         self.a.mkdir(parents=True, exist_ok=True)
         self.b.mkdir(parents=True, exist_ok=True)
         self._start()
