@@ -4,6 +4,7 @@ the contender has settled. The same code measures every contender."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +20,30 @@ def digest(data: bytes | bytearray) -> bytes:
     return blake3.blake3(data, max_threads=blake3.blake3.AUTO).digest()
 
 
+MMAP_FROM = 16 << 20  # files this big are hashed mapped, on every core
+_READ_BUF = threading.local()
+
+
 def file_digest(path: Path) -> bytes:
-    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if os.path.getsize(path):
-        h.update_mmap(path)
-    return h.digest()
+    """blake3 of the file at `path`. Small files are read into one buffer this thread
+    keeps: mapping each one cost a page fault per 4 KiB, and checking B's 2,000 files of
+    scenario 5 took the harness 0.37 CPU-seconds that way against 0.09 read, while the
+    contender's processes wanted the same two cores."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if os.fstat(fd).st_size >= MMAP_FROM:
+            h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+            h.update_mmap(path)
+            return h.digest()
+        buf = getattr(_READ_BUF, "view", None)
+        if buf is None:
+            buf = _READ_BUF.view = memoryview(bytearray(1 << 20))
+        h = blake3.blake3()
+        while n := os.readv(fd, [buf]):
+            h.update(buf[:n])
+        return h.digest()
+    finally:
+        os.close(fd)
 
 
 TOOL_DIRS = {".syncd", ".stfolder", ".stversions"}  # each tool's own state, not user data
