@@ -41,6 +41,9 @@ TREES = ("local", "remote", "base")
 ERROR_RETRY = 30.0  # seconds before retrying after an unexpected error
 QUOTA_EXCEEDED = 507  # the server's storage quota answer
 QUOTA_RETRY = 60.0  # seconds between attempts while over quota
+# A full plan reads whole trees only when more paths than this (or a quarter of them)
+# may need something; otherwise it plans those paths as a partial plan would.
+FULL_PLAN_PART = 1000
 PATH_RETRY = 2.0  # first retry of a path whose op failed; doubles each time
 PATH_RETRY_MAX = 300.0
 MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
@@ -298,6 +301,10 @@ class SyncLoop:
         An ignored path is neither uploaded, deleted remotely (it vanishing from the
         local scan is not a deletion) nor downloaded: it stays as it is on each side.
         """
+        if paths is None:  # a full plan: only where the trees may disagree, unless that
+            unsettled = self.index.unsettled()  # is much of them (one read is cheaper then)
+            if len(unsettled) <= max(FULL_PLAN_PART, self.index.count("base") // 4):
+                paths = unsettled
         if paths is None:
             trees = [self.index.all(t) for t in TREES]
         else:

@@ -377,3 +377,67 @@ def test_a_big_block_list_is_decoded_once_until_caches_are_dropped(index: Index)
     later = index.get("local", "big")
     assert later is not None and later.blocks == first.blocks and later.blocks is not first.blocks
     assert index.get("local", "small").blocks is not index.get("local", "small").blocks  # type: ignore[union-attr]
+
+
+def test_unsettled_names_the_paths_that_differ(index: Index):
+    d = FileState("d", "dir", 0, 0o755, 0, (), None, None)
+    index.put_many("local", [f("same", A), f("edited", B), f("local-only", A), d])
+    index.put_many("base", [f("same", A, rev=3), f("edited", A, rev=3), d.with_rev(1)])
+    index.put_many("remote", [f("same", A, rev=3), f("edited", A, rev=3), d.with_rev(1)])
+    index.put_many("remote", [f("remote-new", C, rev=9)])
+    assert index.unsettled() == {"edited", "local-only", "remote-new"}
+    index.put("remote", f("same", A, rev=4))  # another device committed it again
+    index.put("local", FileState("d", "dir", 0, 0o700, 5, (), None, None))  # a dir's mode
+    assert index.unsettled() == {"edited", "local-only", "remote-new", "same"}
+    exe = FileState("edited", "file", 100, 0o755, 123, (A,), None, None)
+    index.put("local", exe)  # the content of the base, but now executable
+    assert "edited" in index.unsettled()
+    index.put("base", exe.with_rev(3))
+    assert "edited" not in index.unsettled()
+    assert index.count("local") == 4 and index.count("remote") == 4
+
+
+def test_unsettled_is_exactly_where_the_planner_acts(index: Index):
+    """Random trees: a path left out of `unsettled` is one the planner decides nothing
+    for, and every path it decides something for is in it."""
+    import random
+
+    from syncd.engine.planner import _decide
+
+    rng = random.Random(7)
+    blocks = [(), (A,), (A, B), (C,)]
+
+    def state(path: str, rev: int | None) -> FileState | None:
+        pick = rng.random()
+        if pick < 0.2:
+            return None
+        if pick < 0.3:
+            return FileState(path, "dir", 0, rng.choice([0o755, 0o700]), 0, (), rev, None)
+        bl = rng.choice(blocks)
+        mode = rng.choice([0o644, 0o755, 0o600])
+        size = sum(b.size for b in bl)
+        return FileState(path, "file", size, mode, rng.randrange(3), bl, rev, None)
+
+    def like(st: FileState | None, rev: int) -> FileState | None:
+        return None if st is None else st.with_rev(rev)
+
+    # as the trees hold them: a scanned local state has no revision, base and remote do
+    trees: dict[str, dict[str, FileState]] = {"local": {}, "remote": {}, "base": {}}
+    for i in range(3000):
+        path = f"p{i}"
+        lo = state(path, None)
+        ba = like(lo, 1) if lo is not None and rng.random() < 0.5 else state(path, 1)
+        re = ba if ba is not None and rng.random() < 0.5 else state(path, rng.choice([1, 2]))
+        for tree, st in (("local", lo), ("base", ba), ("remote", re)):
+            if st is not None:
+                trees[tree][path] = st
+    for tree, states in trees.items():
+        index.put_many(tree, states.values())
+    acted = set()
+    for i in range(3000):
+        path = f"p{i}"
+        lo, re, ba = (trees[t].get(path) for t in ("local", "remote", "base"))
+        if (lo, re, ba) != (None, None, None) and _decide(path, lo, re, ba) is not None:
+            acted.add(path)
+    assert index.unsettled() == acted
+    assert len(acted) > 500  # the trees are mixed enough to mean something
