@@ -125,6 +125,7 @@ class SyncLoop:
         self._failures = 0
         self._failures_by_path: dict[str, int] = {}  # path -> failed attempts in a row
         self._retry_paths: set[str] = set()  # failed paths due for another attempt
+        self._unreleased = 0  # paths looked at since memory was last handed back
         self._retry_at = 0.0
         self._remote_pending = True
         self._replan = True  # plan on the first cycle and after any failed one
@@ -183,6 +184,12 @@ class SyncLoop:
                 self._replan = self._remote_pending = True
                 self.status.update(error={"path": "", "reason": str(exc) or repr(exc)})
                 self._retry_at = self.clock() + ERROR_RETRY
+            # Here, not inside the cycle: its ops, trees and path sets are garbage only
+            # once its frame is gone. Released inside it, an idle A kept ~50 MiB of
+            # freed heap after uploading 100,000 files (128 MiB RSS; 78 after a trim).
+            if self._unreleased >= RELEASE_AFTER:  # a big pass, or many small ones since
+                self._unreleased = 0
+                release_memory()
         dirty = self._dirty
         pending = dirty is None or bool(dirty) or self._remote_pending
         deadline = self._next_rescan
@@ -273,8 +280,7 @@ class SyncLoop:
             self.status.update(busy=False)
             self.index.drop_caches()
             self.executor.drop_ahead()
-            if worked >= RELEASE_AFTER:  # a full pass or a big one, even if nothing changed
-                release_memory()
+            self._unreleased += worked
 
     def _folder_present(self) -> bool:
         """False (and the status says why) while the folder's state dir is missing."""

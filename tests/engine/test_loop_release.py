@@ -1,0 +1,47 @@
+"""The loop hands memory back after a big pass, or after many small ones, and only once
+the cycle's frame, which holds its ops, trees and path sets, is gone."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from syncd.engine import loop as loop_mod
+from syncd.transport.client import ServerClient
+from tests.engine.test_loop_lookahead import _loop
+from tests.support.server import ServerProc
+
+
+def test_memory_is_released_after_the_cycle_and_small_cycles_add_up(
+    server: ServerProc, new_user, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    session = new_user("a")
+    client = ServerClient(server.url, session.token)
+    loop = _loop(tmp_path / "a", client, session)
+    root = tmp_path / "a"
+    alive: list[bool] = []  # at each release: was a cycle's frame (and its ops) still live?
+
+    def release() -> None:
+        frame = sys._getframe(1)
+        names = []
+        while frame is not None:
+            names.append(frame.f_code.co_name)
+            frame = frame.f_back
+        alive.append("_cycle" in names)
+
+    monkeypatch.setattr(loop_mod, "release_memory", release)
+    monkeypatch.setattr(loop_mod, "RELEASE_AFTER", 6)
+    try:
+        loop.tick()  # the first cycle is a full pass: released at once
+        assert alive == [False]
+        for i in range(3):  # three cycles of one new file each: 2-3 paths apiece
+            (root / f"f{i}").write_bytes(b"x" * (i + 1))
+            loop.post("dirty", {f"f{i}"})
+            loop.tick()
+        assert len(alive) == 2  # the small cycles added up to one more release
+        assert alive == [False, False]  # never while the cycle's ops were still held
+        assert {loop.index.get("base", f"f{i}") is not None for i in range(3)} == {True}
+    finally:
+        client.close()
