@@ -4,27 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncd.chunker import ChunkParams
-from syncd.engine.localfs import LocalFS
-from syncd.engine.loop import SyncLoop
-from syncd.indexer.db import Index
-from syncd.status import SyncStatus
 from syncd.transport.client import ServerClient
+from tests.support.loops import sync_loop
 from tests.support.server import ServerProc
-
-
-def _loop(root: Path, client: ServerClient, session) -> SyncLoop:
-    (root / ".syncd").mkdir(parents=True)
-    return SyncLoop(
-        root=root,
-        index=Index.open(root.parent / "index.sqlite3"),
-        fs=LocalFS(root, root / ".syncd"),
-        client=client,
-        ns=session.ns,
-        device="b",
-        params=ChunkParams.from_dict(session.chunking),
-        status=SyncStatus(),
-    )
 
 
 def _commit(session, path: str) -> None:
@@ -38,7 +20,7 @@ def test_it_reads_the_journal_past_the_last_pull_only_after_news(
 ):
     session = new_user("a")
     client = ServerClient(server.url, session.token)
-    loop = _loop(tmp_path / "b", client, session)
+    loop = sync_loop(tmp_path / "b", client, session)
     try:
         assert loop._pull_remote() is None  # the first pull: a resync from the tree
         _commit(session, "early")
@@ -56,7 +38,7 @@ def test_it_reads_the_journal_past_the_last_pull_only_after_news(
 def test_a_server_gone_makes_it_look_ahead_at_nothing(server: ServerProc, new_user, tmp_path):
     session = new_user("a")
     good = ServerClient(server.url, session.token)
-    loop = _loop(tmp_path / "b", good, session)
+    loop = sync_loop(tmp_path / "b", good, session)
     try:
         loop._pull_remote()
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from syncd.engine import loop as loop_mod
 from syncd.transport.client import ServerClient
-from tests.engine.test_loop_lookahead import _loop
+from tests.support.loops import sync_loop
 from tests.support.server import ServerProc
 
 
@@ -19,8 +19,8 @@ def test_memory_is_released_after_the_cycle_and_small_cycles_add_up(
 ):
     session = new_user("a")
     client = ServerClient(server.url, session.token)
-    loop = _loop(tmp_path / "a", client, session)
     root = tmp_path / "a"
+    loop = sync_loop(root, client, session, device="a")
     alive: list[bool] = []  # at each release: was a cycle's frame (and its ops) still live?
 
     def release() -> None:
