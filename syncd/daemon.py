@@ -34,6 +34,9 @@ log = logging.getLogger("syncd.daemon")
 # 50 ms of quiet coalesces it while keeping propagation well under a second.
 WATCH_QUIET = 0.05
 WATCH_MAX_DELAY = 2.0
+# In a long burst (a folder copied in), this many files closed after writing go out
+# before the burst is over, so the upload starts while the rest are still written.
+WATCH_BURST = 200
 MAX_WAIT = 30.0  # seconds a `wait` request may block
 MAX_LISTED_CONFLICTS = 100  # conflicted copies listed in the status (all are counted)
 
@@ -89,6 +92,7 @@ class Daemon:
             ignore=Ignore.from_root(self.root),
             quiet=WATCH_QUIET,
             max_delay=WATCH_MAX_DELAY,
+            burst=WATCH_BURST,
         )
         self.control = ControlServer(home.socket_path, self.handle)
 

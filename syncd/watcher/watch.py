@@ -50,7 +50,14 @@ from watchdog.events import (
 )
 
 from syncd.indexer.ignore import IGNORE_FILE, STATE_DIR
-from syncd.watcher.debounce import DEFAULT_MAX_DELAY, DEFAULT_QUIET, Batch, Clock, Debouncer
+from syncd.watcher.debounce import (
+    DEFAULT_BURST,
+    DEFAULT_MAX_DELAY,
+    DEFAULT_QUIET,
+    Batch,
+    Clock,
+    Debouncer,
+)
 from syncd.watcher.skipping import observer as make_observer
 
 if TYPE_CHECKING:
@@ -68,6 +75,7 @@ ROOT_GONE = "the sync folder itself was moved or deleted"
 
 _FILE_EVENTS = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_DELETED, EVENT_TYPE_CLOSED}
 _DIR_EVENTS = {EVENT_TYPE_CREATED, EVENT_TYPE_DELETED}
+_COMPLETE = {EVENT_TYPE_CLOSED, EVENT_TYPE_MOVED}
 # What the kernel is asked for: every event `_event` uses, and not the opens and
 # no-write closes it ignores. Each read of a file in the folder, syncd's own included
 # (rebuilding a 100 MiB file reads ~1,300 chunks of local copies), was two events for
@@ -100,6 +108,7 @@ class Watcher:
         on_overflow: Callable[[], object],
         quiet: float = DEFAULT_QUIET,
         max_delay: float = DEFAULT_MAX_DELAY,
+        burst: int = DEFAULT_BURST,
         clock: Clock | None = None,
         ignore: Ignore | None = None,
         health_interval: float = 1.0,
@@ -113,7 +122,7 @@ class Watcher:
         self.last_loss: str | None = None  # why the latest full rescan was asked for
         self._roots = (self.root, os.path.realpath(self.root))  # FSEvents reports real paths
         self._prefixes = tuple({r.rstrip(os.sep) + os.sep for r in self._roots})
-        self._debouncer = Debouncer(quiet, max_delay, clock)
+        self._debouncer = Debouncer(quiet, max_delay, clock, burst)
         self._cond = threading.Condition()
         self._stopping = False
         self._observer: BaseObserver | None = None
@@ -185,8 +194,11 @@ class Watcher:
             elif rel is not None and self._wanted(rel, event.is_directory):
                 paths.append(rel)
         if paths:
+            # a file closed after writing, or moved into place, is complete: in a long
+            # burst it may go before the burst is over (`Debouncer`)
+            complete = not event.is_directory and event.event_type in _COMPLETE
             with self._cond:
-                self._debouncer.add(paths)
+                self._debouncer.add(paths, complete=complete)
                 self._cond.notify_all()
 
     def _relative(self, path: str) -> str | None:

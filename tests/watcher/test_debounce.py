@@ -111,6 +111,48 @@ def test_pending_is_a_snapshot(deb: Debouncer):
 def test_bad_settings(quiet, max_delay):
     with pytest.raises(ValueError):
         Debouncer(quiet=quiet, max_delay=max_delay)
+    with pytest.raises(ValueError):
+        Debouncer(burst=0)
+
+
+def test_a_bursts_complete_files_go_before_the_quiet(clock: FakeClock):
+    deb = Debouncer(quiet=0.5, max_delay=3.0, clock=clock, burst=3)
+    deb.add(["dir"])  # a folder: never complete, waits for the quiet
+    deb.add(["dir/a", "dir/b"])  # created, still being written
+    deb.add(["dir/a", "dir/b"], complete=True)  # closed after writing
+    deb.add(["dir/c"], complete=True)
+    deb.add(["dir/c"])  # written to again: not complete any more
+    assert deb.take() is None
+    assert deb.deadline() == clock.t + 0.5
+    deb.add(["dir/d"], complete=True)
+    assert deb.deadline() == clock.t  # three complete: due now
+    assert deb.take() == Batch(frozenset({"dir/a", "dir/b", "dir/d"}))
+    assert deb.pending == {"dir", "dir/c"}
+    assert deb.take() is None  # the rest waits for the quiet ...
+    clock.advance(0.5)
+    assert deb.take() == Batch(frozenset({"dir", "dir/c"}))  # ... and goes whole
+    assert deb.deadline() is None
+
+
+def test_an_early_batch_keeps_the_max_delay_of_the_rest(clock: FakeClock):
+    deb = Debouncer(quiet=0.5, max_delay=3.0, clock=clock, burst=2)
+    deb.add(["slow"])
+    for i in range(20):  # a long burst of complete files, no quiet in it
+        clock.advance(0.2)
+        deb.add([f"f{i}"], complete=True)
+        batch = deb.take()
+        if "slow" in deb.pending:
+            assert batch is None or "slow" not in batch.paths
+    assert "slow" not in deb.pending  # released at max_delay with whatever was left
+
+
+def test_no_early_batch_while_a_full_rescan_is_due(clock: FakeClock):
+    deb = Debouncer(quiet=0.5, max_delay=3.0, clock=clock, burst=1)
+    deb.rescan_all("overflow")
+    deb.add(["a"], complete=True)
+    assert deb.take() is None  # the full rescan covers it: wait for it
+    clock.advance(0.5)
+    assert deb.take() == Batch(frozenset({"a"}), rescan_all=True, reason="overflow")
 
 
 def test_default_clock_is_monotonic():

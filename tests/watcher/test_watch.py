@@ -210,6 +210,31 @@ def test_editor_save_dance_is_one_batch(root: Path, q: queue.Queue[Item]):
     assert dance <= batch
 
 
+def test_a_long_burst_of_new_files_goes_out_in_parts(root: Path, q: queue.Queue[Item]):
+    """Files closed after writing leave in batches of at least `burst` while the burst
+    goes on (the clock stands still: the quiet never comes); the folder, a file still
+    open and the last few files wait for the quiet."""
+    clock = FakeClock()
+    files = {f"d/f{i}" for i in range(10)}
+    with watch(root, q, clock=clock, burst=5, health_interval=0.05) as w:
+        (root / "d").mkdir()
+        # watched once its event is in (files written before only get created events)
+        assert wait_until(lambda: "d" in w.pending()), w.pending()
+        with open(root / "d" / "open", "wb") as f:
+            f.write(b"still being written")
+            f.flush()
+            for name in sorted(files):
+                (root / name).write_bytes(b"x" * 100)
+            early = q.get(timeout=TIMEOUT)
+            assert early != RESCAN
+            assert len(early) >= 5
+            assert early <= files
+        clock.advance(10)
+        w.poke()
+        rest = collect(q, {"d", "d/open"} | files - early)
+        assert {"d", "d/open"} | files <= early | rest
+
+
 def test_overflow_asks_for_a_full_rescan(q: queue.Queue[Item], watcher: Watcher):
     # watchdog handles IN_Q_OVERFLOW itself and only logs it: that log is the signal
     logging.getLogger("watchdog.observers.inotify_c").warning(
