@@ -148,8 +148,20 @@ def chunk_bytes(data: bytes | bytearray | memoryview, params: ChunkParams) -> li
 
 def chunk_file(path: str | os.PathLike[str], params: ChunkParams) -> list[ChunkRef]:
     """Chunk a file of any size in bounded memory; OSError becomes FileError."""
+    return chunk_file_keeping(path, params, 0)[0]
+
+
+def chunk_file_keeping(
+    path: str | os.PathLike[str], params: ChunkParams, keep_upto: int
+) -> tuple[list[ChunkRef], bytes | None]:
+    """`chunk_file`, and the bytes it cut if the file is no larger than `keep_upto`
+    (read whole, in one piece); None for a bigger file, chunked in bounded memory."""
     try:
         with open(path, "rb") as f:
-            return chunk_stream(f, params, os.fstat(f.fileno()).st_size)
+            size = os.fstat(f.fileno()).st_size
+            if size > keep_upto:
+                return chunk_stream(f, params, size), None
+            data = f.read(size + 1)  # one byte more: a file that grew is cut in full
+            return chunk_bytes(data, params), data
     except OSError as exc:
         raise FileError(str(Path(path)), exc.strerror or str(exc)) from None

@@ -37,6 +37,7 @@ from syncd.engine.ops import (
     Upload,
 )
 from syncd.engine.remote import commit_op, delete_op, state_from_entry
+from syncd.engine.scanned import ScannedContent, slices
 from syncd.errors import FileError, RequestRejected
 from syncd.indexer.db import Index
 from syncd.indexer.state import Block, FileState
@@ -83,6 +84,7 @@ class Executor:
         *,
         today: Callable[[], date] = date.today,
         on_progress: Callable[[str, int], None] | None = None,
+        scanned: ScannedContent | None = None,
     ) -> None:
         self.index = index
         self.fs = fs
@@ -91,6 +93,7 @@ class Executor:
         self.device = device
         self.today = today
         self.on_progress = on_progress or (lambda _kind, _n: None)
+        self.scanned = scanned  # contents the scan read, sent without reading them again
         self._threads: ThreadPoolExecutor | None = None
         self._fetcher: ThreadPoolExecutor | None = None  # the next download batch, ahead
         # What the journal holds past the last pull (set by the loop): the files of the
@@ -171,8 +174,12 @@ class Executor:
             if not _file_upload(op):
                 continue
             wanted = _first_of_each(op.local.blocks, missing)
+            kept = self.scanned.take(op.local.blocks) if self.scanned is not None else None
             try:
-                for chunk_id, data in self._read_blocks(op.path, wanted):
+                pieces = (
+                    self._read_blocks(op.path, wanted) if kept is None else slices(kept, wanted)
+                )
+                for chunk_id, data in pieces:
                     if chunk_id in missing:  # not already sent for another file
                         missing.discard(chunk_id)
                         uploader.add(chunk_id, data)
@@ -234,7 +241,7 @@ class Executor:
 
     def _read_blocks(
         self, path: str, wanted: list[tuple[int, Block]]
-    ) -> Iterator[tuple[str, bytes]]:
+    ) -> Iterator[tuple[str, bytes | memoryview]]:
         full = self.fs.abspath(path)
         try:
             with open(full, "rb") as f:
@@ -448,7 +455,7 @@ class Executor:
             self.on_progress("down", len(chunk))
         if last:
             self._fetch_ahead()
-        expects = {op.path: self.index.get("local", op.path) for op in ops}
+        expects = self.index.get_many("local", [op.path for op in ops])
 
         def stage(op: Download) -> str | FileError:
             try:
@@ -468,22 +475,24 @@ class Executor:
             reason = f"could not flush the download to disk: {exc.strerror or exc}"
             staged = [FileError(op.path, reason) for op in ops]
         results = [
-            tmp if isinstance(tmp, FileError) else self._place(op, tmp, expects[op.path])
+            tmp if isinstance(tmp, FileError) else self._place(op, tmp, expects.get(op.path))
             for op, tmp in zip(ops, staged, strict=True)
         ]
         self.fs.sync_dirs(op.path for op, r in zip(ops, results, strict=True) if _written(r))
+        placed: list[tuple[FileState, FileState]] = []  # (local, base) of each file written
+        for op, result in zip(ops, results, strict=True):
+            if isinstance(result, ConflictDetected):
+                out.rescan.add(op.path)
+            elif isinstance(result, FileError):
+                log.warning("skipped %s: %s", op.path, result.reason)
+                out.problems[op.path] = result.reason
+                out.rescan.add(op.path)
+            elif isinstance(result, FileState):
+                placed.append((result, op.remote))
+                out.applied += 1
         with self.index.transaction():
-            for op, result in zip(ops, results, strict=True):
-                if isinstance(result, ConflictDetected):
-                    out.rescan.add(op.path)
-                elif isinstance(result, FileError):
-                    log.warning("skipped %s: %s", op.path, result.reason)
-                    out.problems[op.path] = result.reason
-                    out.rescan.add(op.path)
-                elif isinstance(result, FileState):
-                    self.index.put("local", result)
-                    self.index.put("base", op.remote)
-                    out.applied += 1
+            self.index.put_many("local", [local for local, _ in placed])
+            self.index.put_many("base", [base for _, base in placed])
 
     def _place(self, op: Download, tmp: str, expect: FileState | None) -> FileState | Exception:
         try:
@@ -516,7 +525,7 @@ class _Uploader:
 
     def __init__(self, executor: Executor) -> None:
         self.ex = executor
-        self.batch: list[tuple[str, bytes]] = []
+        self.batch: list[tuple[str, bytes | memoryview]] = []
         self.size = 0
         self.inflight: deque[Future[None]] = deque()
         self.sent: list[Future[None]] = []  # uploads since the last flush_group()
@@ -536,7 +545,7 @@ class _Uploader:
         if first is not None and exc_type is None:
             raise first
 
-    def add(self, chunk_id: str, data: bytes) -> None:
+    def add(self, chunk_id: str, data: bytes | memoryview) -> None:
         self.batch.append((chunk_id, data))
         self.size += len(data)
         if self.size >= UPLOAD_BATCH_BYTES:

@@ -19,17 +19,18 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from syncd.chunker import ChunkParams
+from syncd.chunker import ChunkParams, ChunkRef, chunk_file_keeping
 from syncd.engine.executor import Executor, Outcome
 from syncd.engine.localfs import LocalFS
 from syncd.engine.ops import Conflict, DeleteLocal, DeleteRemote, Download, Op, Upload
 from syncd.engine.planner import plan
 from syncd.engine.remote import state_from_entry
+from syncd.engine.scanned import ScannedContent
 from syncd.errors import AuthError, FatalError, RequestRejected, SyncdError, TransportError
 from syncd.indexer.db import Index
 from syncd.indexer.ignore import Ignore
 from syncd.indexer.scanner import scan
-from syncd.indexer.state import FileState
+from syncd.indexer.state import Block, FileState
 from syncd.paths import parent_of
 from syncd.status import SyncStatus
 from syncd.transport.client import ServerClient
@@ -118,8 +119,16 @@ class SyncLoop:
         self.today = today
         self.ignore = Ignore.from_root(root)
         self.events: queue.Queue[Event] = queue.Queue()
+        self.scanned = ScannedContent()  # what this cycle's scan read, for its uploads
         self.executor = Executor(
-            index, fs, client, ns, device, today=today, on_progress=status.count
+            index,
+            fs,
+            client,
+            ns,
+            device,
+            today=today,
+            on_progress=status.count,
+            scanned=self.scanned,
         )
         self._backoff = Backoff(base=0.5, cap=30.0)
         self._failures = 0
@@ -280,6 +289,7 @@ class SyncLoop:
             self.status.update(busy=False)
             self.index.drop_caches()
             self.executor.drop_ahead()
+            self.scanned.clear()
             self._unreleased += worked
 
     def _folder_present(self) -> bool:
@@ -352,7 +362,7 @@ class SyncLoop:
             self.index.all("local") if only is None else self.index.local_snapshot(),
             self.ignore,
             self.params,
-            **({"chunk_fn": self.chunk_fn} if self.chunk_fn else {}),
+            chunk_fn=self.chunk_fn or self._chunk_keeping,
             only=only,
         )
         with self.index.transaction():
@@ -371,6 +381,13 @@ class SyncLoop:
             retry = set(result.retry)
             self._timer(self.settle_delay, lambda: self.post("dirty", retry))
         return touched
+
+    def _chunk_keeping(self, path: Path, params: ChunkParams) -> list[ChunkRef]:
+        """The scan's chunker: a small file's bytes are kept for its upload."""
+        refs, data = chunk_file_keeping(path, params, self.scanned.room())
+        if data is not None and refs:
+            self.scanned.keep(tuple([Block(r.id, r.length) for r in refs]), data)
+        return refs
 
     def _pull_remote(self) -> set[str] | None:
         """Bring the remote tree to the journal's end: the paths it changed, or None

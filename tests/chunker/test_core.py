@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.chunker import ChunkParams, chunk_bytes, chunk_file, chunk_stream, iter_chunks_stream
+from syncd.chunker import (
+    ChunkParams,
+    chunk_bytes,
+    chunk_file,
+    chunk_file_keeping,
+    chunk_stream,
+    iter_chunks_stream,
+)
 from syncd.chunker import core as core_mod
 from syncd.errors import FileError
 
@@ -83,6 +90,19 @@ def test_file_stream_and_bytes_agree_across_segment_edges(tmp_path, monkeypatch)
     check_tiling(data, a, SMALL)
     got = b"".join(bytes(d) for _, d in iter_chunks_stream(io.BytesIO(data), SMALL))
     assert got == data
+
+
+def test_a_file_chunked_whole_keeps_its_bytes_and_cuts_the_same(tmp_path, monkeypatch):
+    monkeypatch.setattr(core_mod, "SEGMENT", 10_000)  # the bigger file crosses edges
+    data = rand(50_001, seed=8)
+    (tmp_path / "f").write_bytes(data)
+    refs = chunk_file(tmp_path / "f", SMALL)
+    assert chunk_file_keeping(tmp_path / "f", SMALL, 50_001) == (refs, data)
+    assert chunk_file_keeping(tmp_path / "f", SMALL, 50_000) == (refs, None)  # too big
+    (tmp_path / "empty").write_bytes(b"")
+    assert chunk_file_keeping(tmp_path / "empty", SMALL, 10) == ([], b"")
+    with pytest.raises(FileError):
+        chunk_file_keeping(tmp_path / "missing", SMALL, 10)
 
 
 @settings(max_examples=60, deadline=None)
