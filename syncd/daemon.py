@@ -147,9 +147,13 @@ class Daemon:
             since = int(args.get("since", -1))
             self.status.wait_change(since, min(MAX_WAIT, float(args.get("seconds", 10.0))))
             return self._status()
-        if cmd in ("pause", "resume"):
+        if cmd == "pause":
             self.loop.post(cmd)
-            self.status.update(paused=cmd == "pause")
+            self.status.update(paused=True)
+            return {}
+        if cmd == "resume":  # syncing from now until the rescan it asks for is done
+            self.status.update(paused=False, busy=True)
+            self.loop.post(cmd)
             return {}
         if cmd == "stop":
             self.stop.set()

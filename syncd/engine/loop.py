@@ -222,8 +222,8 @@ class SyncLoop:
     def _take(self, event: Event, dirty: set[str] | None) -> set[str] | None:
         if event.kind == "pause":
             self.status.update(paused=True)
-        elif event.kind == "resume":
-            self.status.update(paused=False)
+        elif event.kind == "resume":  # a full pass follows: syncing until it is done
+            self.status.update(paused=False, busy=True)
             self._retry_at = 0.0
             return None
         elif event.kind == "rescan":

@@ -36,7 +36,17 @@ def syncd(*args: str, home: Path, stdin: str | None = None, check: bool = True):
 
 
 def snapshot(folder: Path) -> dict[str, tuple]:
-    """{relative path: ("dir",) | ("file", bytes, executable)} — the user-visible tree."""
+    """{relative path: ("dir",) | ("file", bytes, executable)} — the user-visible tree.
+    A file that vanishes while the tree is read (the daemon is still moving things)
+    starts the walk over: the snapshot is of one moment's tree, never a mix."""
+    while True:
+        try:
+            return _walk(folder)
+        except FileNotFoundError:
+            continue
+
+
+def _walk(folder: Path) -> dict[str, tuple]:
     tree: dict[str, tuple] = {}
     for dirpath, dirnames, filenames in os.walk(folder):
         rel_dir = os.path.relpath(dirpath, folder)
