@@ -225,13 +225,23 @@ def test_a_long_burst_of_new_files_goes_out_in_parts(root: Path, q: queue.Queue[
             f.flush()
             for name in sorted(files):
                 (root / name).write_bytes(b"x" * 100)
-            early = q.get(timeout=TIMEOUT)
-            assert early != RESCAN
-            assert len(early) >= 5
-            assert early <= files
-        clock.advance(10)
-        w.poke()
-        rest = collect(q, {"d", "d/open"} | files - early)
+            first = q.get(timeout=TIMEOUT)
+            assert first != RESCAN
+            assert len(first) >= 5
+            assert first <= files
+            early = set(first)
+
+            def all_seen() -> bool:  # every file's events are in: sent early, or pending
+                while not q.empty():
+                    batch = q.get_nowait()
+                    assert batch != RESCAN and batch <= files
+                    early.update(batch)
+                return files <= early | w.pending() and "d/open" in w.pending()
+
+            assert wait_until(all_seen), (early, w.pending())
+            clock.advance(10)  # the quiet comes while "open" is still open
+            w.poke()
+            rest = collect(q, {"d", "d/open"} | (files - early))
         assert {"d", "d/open"} | files <= early | rest
 
 
