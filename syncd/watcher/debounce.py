@@ -122,7 +122,11 @@ class Debouncer:
             return None
         if self._early():
             return self._last  # due now: a burst's complete files
-        return min(self._last + self.quiet, self._first + self.max_delay)
+        return self._whole_due(self._first)
+
+    def _whole_due(self, first: float) -> float:
+        """When the whole batch is due: after the quiet, or at the max delay."""
+        return min(self._last + self.quiet, first + self.max_delay)
 
     def _early(self) -> bool:
         return len(self._complete) >= self.burst and not self._rescan_all
@@ -132,8 +136,7 @@ class Debouncer:
         In a burst, only its complete files may be due: they go, the rest stays."""
         if self._first is None:
             return None
-        now = self.clock.now()
-        if not force and now < min(self._last + self.quiet, self._first + self.max_delay):
+        if not force and self.clock.now() < self._whole_due(self._first):
             if not self._early():
                 return None
             batch = Batch(frozenset(self._complete))
