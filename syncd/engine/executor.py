@@ -49,6 +49,7 @@ COMMIT_BATCH = 1000
 COMMIT_GROUP_BYTES = 16 << 20  # new chunks uploaded before their files are committed
 QUOTA_EXCEEDED = 507  # the server's answer when the user's storage quota is full
 UPLOAD_BATCH_BYTES = 8 << 20  # chunks of many files travel together up to this size
+Chunk = bytes | memoryview  # a chunk's bytes, or a view into a batch's response body
 SMALL_FILE = 1 << 20  # files up to this size are downloaded in batches
 DOWNLOAD_BATCH_BYTES = 32 << 20
 WORKERS = 4  # uploads in flight
@@ -99,8 +100,10 @@ class Executor:
         # What the journal holds past the last pull (set by the loop): the files of the
         # next round, whose first batch is fetched while this round's last is written.
         self.lookahead: Callable[[], list[FileState]] | None = None
-        self._ahead: Future[dict[str, bytes]] | None = None
+        self._ahead: Future[dict[str, Chunk]] | None = None
         self._not_owned: set[str] = set()  # the server said it lacks these: always ask
+        self._flusher: ThreadPoolExecutor | None = None  # a staged batch's flush to disk
+        self._flushing: _Staged | None = None  # staged and flushing; placed after the next
 
     def run(self, ops: list[Op]) -> Outcome:
         out = Outcome()
@@ -109,22 +112,26 @@ class Executor:
         if remote_ops:
             self._push(remote_ops, out)
         steps = _download_batches(local_ops)
-        fetching: Future[dict[str, bytes]] | None = None  # the chunks of steps[i], ahead
-        for i, step in enumerate(steps):
-            if not isinstance(step, list):
-                try:
-                    self._apply_local(step, out)
-                except FileError as exc:
-                    log.warning("skipped %s: %s", exc.path, exc.reason)
-                    out.problems[step.path] = exc.reason
-                    out.rescan.add(step.path)
-                continue
-            fetched = fetching.result() if fetching is not None else self._take_ahead()
-            fetching = None
-            later = steps[i + 1] if i + 1 < len(steps) else None
-            if isinstance(later, list):  # fetch the next batch while this one is written
-                fetching = self._prefetch(later)
-            self._download_many(step, out, fetched, last=later is None)
+        fetching: Future[dict[str, Chunk]] | None = None  # the chunks of steps[i], ahead
+        try:
+            for i, step in enumerate(steps):
+                if not isinstance(step, list):
+                    self._place_flushed(out)  # every step after the batches before it
+                    try:
+                        self._apply_local(step, out)
+                    except FileError as exc:
+                        log.warning("skipped %s: %s", exc.path, exc.reason)
+                        out.problems[step.path] = exc.reason
+                        out.rescan.add(step.path)
+                    continue
+                fetched = fetching.result() if fetching is not None else self._take_ahead()
+                fetching = None
+                later = steps[i + 1] if i + 1 < len(steps) else None
+                if isinstance(later, list):  # fetch the next batch while this one is written
+                    fetching = self._prefetch(later)
+                self._download_many(step, out, fetched, last=later is None)
+        finally:
+            self._place_flushed(out)  # what is staged is placed, even if a later step failed
         return out
 
     # -- upload and commit -------------------------------------------------------------
@@ -340,7 +347,7 @@ class Executor:
             self.index.put("base", remote)
         out.applied += 1
 
-    def _chunks_for(self, state: FileState) -> Iterator[bytes]:
+    def _chunks_for(self, state: FileState) -> Iterator[Chunk]:
         """The file's chunks in order: from local files where possible, else the server.
 
         Chunks the server must send are fetched in batches, in order of first use, so
@@ -351,7 +358,7 @@ class Executor:
         need = [chunk_id for chunk_id in counts if chunk_id not in sources]
         sizes = {b.id: b.size for b in state.blocks}
         fetched = self.client.get_chunks(self.ns, need, sizes) if need else iter(())
-        repeats: dict[str, bytes] = {}
+        repeats: dict[str, Chunk] = {}
         for block in state.blocks:
             data = repeats.get(block.id)
             if data is None and block.id in sources:
@@ -367,10 +374,10 @@ class Executor:
                 repeats[block.id] = data
             yield data
 
-    def _prefetch(self, ops: list[Download]) -> Future[dict[str, bytes]]:
+    def _prefetch(self, ops: list[Download]) -> Future[dict[str, Chunk]]:
         return self._prefetch_states([op.remote for op in ops])
 
-    def _prefetch_states(self, states: list[FileState]) -> Future[dict[str, bytes]]:
+    def _prefetch_states(self, states: list[FileState]) -> Future[dict[str, Chunk]]:
         """Start fetching, on a thread of its own, the chunks of `states` that no local
         file holds (asked now, on this thread: the index is not shared across threads).
         What a local file turns out not to hold after all is fetched when written."""
@@ -379,7 +386,7 @@ class Executor:
         remote = [chunk_id for chunk_id in wanted if chunk_id not in sources]
         sizes = {b.id: b.size for st in states for b in st.blocks}
 
-        def fetch() -> dict[str, bytes]:
+        def fetch() -> dict[str, Chunk]:
             data = {}
             for chunk_id, chunk in self.client.get_chunks(self.ns, remote, sizes):
                 data[chunk_id] = chunk
@@ -409,7 +416,7 @@ class Executor:
         if batch:
             self._ahead = self._prefetch_states(batch)
 
-    def _take_ahead(self) -> dict[str, bytes]:
+    def _take_ahead(self) -> dict[str, Chunk]:
         """The chunks fetched ahead for this round, if any came (a failed guess costs
         nothing: those chunks are fetched again when needed)."""
         ahead, self._ahead = self._ahead, None
@@ -429,14 +436,14 @@ class Executor:
         self,
         ops: list[Download],
         out: Outcome,
-        fetched: dict[str, bytes] | None = None,
+        fetched: dict[str, Chunk] | None = None,
         *,
         last: bool = False,
     ) -> None:
         """Small files: their chunks in a few batched requests (or `fetched` ahead),
         then written. The `last` batch of a round, once its own chunks are here, starts
         fetching the next round's first batch while it writes (`_fetch_ahead`)."""
-        data: dict[str, bytes] = dict(fetched or {})
+        data: dict[str, Chunk] = dict(fetched or {})
         need: list[str] = []
         wanted = list(dict.fromkeys(b.id for op in ops for b in op.remote.blocks))
         sources = self.index.find_blocks([i for i in wanted if i not in data])
@@ -464,14 +471,29 @@ class Executor:
             except FileError as exc:
                 return exc
 
-        # One file after another: one syncfs below flushes them all, so there is no
-        # fsync to overlap, and threads creating the files only passed the GIL around.
+        # One file after another: one syncfs flushes them all, so there is no fsync to
+        # overlap, and threads creating the files only passed the GIL around.
         staged = list(map(stage, ops))
         names = [s for s in staged if isinstance(s, str)]
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="syncd-flush")
+        # The flush runs while the next batch is staged; this batch is placed after that
+        # (or at the end of the round), once its flush is done.
+        flushing = _Staged(ops, staged, expects, self._flusher.submit(self.fs.sync_staged, names))
+        self._place_flushed(out)
+        self._flushing = flushing
+
+    def _place_flushed(self, out: Outcome) -> None:
+        """Place the batch staged last, once its files are on disk (D7: every staged file
+        durable before any rename), and record what was written."""
+        batch, self._flushing = self._flushing, None
+        if batch is None:
+            return
+        ops, staged, expects = batch.ops, batch.staged, batch.expects
         try:
-            self.fs.sync_staged(names)  # every staged file durable before any rename (D7)
+            batch.flushed.result()
         except OSError as exc:
-            self.fs.discard_staged(names)
+            self.fs.discard_staged(s for s in staged if isinstance(s, str))
             reason = f"could not flush the download to disk: {exc.strerror or exc}"
             staged = [FileError(op.path, reason) for op in ops]
         results = [
@@ -518,6 +540,16 @@ class Executor:
         out.rescan.update({path, new_path})
         with self.index.transaction():
             self.index.delete("local", path)
+
+
+@dataclass
+class _Staged:
+    """A download batch written to temp files, whose flush to disk is under way."""
+
+    ops: list[Download]
+    staged: list[str | FileError]  # each op's temp file, or why it could not be written
+    expects: dict[str, FileState]  # what each path held when the batch was planned
+    flushed: Future[None]
 
 
 class _Uploader:

@@ -53,10 +53,16 @@ WRITE_BATCH = 4 * 1024 * 1024  # bytes per writev(2) of a download
 WRITE_IOVECS = 512  # and at most this many chunks (Linux allows 1,024)
 
 
-def _all_zero(data: bytes) -> bool:
+_UTIME_FD = os.utime in os.supports_fd
+
+
+def _all_zero(data: bytes | memoryview) -> bool:
     """Whether a chunk is all zero bytes (written as a hole, not as data). The first
     byte settles it for almost every chunk that is not."""
-    return data[:1] == b"\0" and data.count(0) == len(data)
+    if data[:1] != b"\0":
+        return False
+    whole = data if isinstance(data, bytes) else data.tobytes()
+    return whole.count(0) == len(whole)
 
 
 def _hold(target: str, current: os.stat_result | None) -> int | None:
@@ -84,11 +90,13 @@ class _GatherWriter:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.pending: list[bytes] = []
+        self.pending: list[bytes | memoryview] = []
         self.size = 0
         self.offset = 0
+        self.hole_at_end = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
+        self.hole_at_end = False
         self.pending.append(data)
         self.size += len(data)
         if self.size >= WRITE_BATCH or len(self.pending) >= WRITE_IOVECS:
@@ -97,11 +105,15 @@ class _GatherWriter:
     def skip(self, size: int) -> None:
         self._flush()
         self.offset += size
+        self.hole_at_end = size > 0
         os.lseek(self.fd, self.offset, os.SEEK_SET)
 
     def finish(self) -> None:
+        """Flush; a file that ends in a hole is extended to where that hole ends (the
+        file is new and empty at the start, so it needs no truncating otherwise)."""
         self._flush()
-        os.ftruncate(self.fd, self.offset)
+        if self.hole_at_end:
+            os.ftruncate(self.fd, self.offset)
 
     def _flush(self) -> None:
         views = [memoryview(b) for b in self.pending if b]
@@ -188,7 +200,7 @@ class LocalFS:
         self,
         path: str,
         state: FileState,
-        chunks: Iterable[bytes],
+        chunks: Iterable[bytes | memoryview],
         expect: FileState | None,
         *,
         sync_dir: bool = True,
@@ -207,7 +219,7 @@ class LocalFS:
         self,
         path: str,
         state: FileState,
-        chunks: Iterable[bytes],
+        chunks: Iterable[bytes | memoryview],
         *,
         durable: bool,
         verified: bool = False,
@@ -241,11 +253,14 @@ class LocalFS:
                     raise FileError(path, "download ended early")
                 out.finish()  # the file ends where the last block ends, hole or not
                 os.fchmod(fd, (state.mode & 0o777) | 0o600)
+                if _UTIME_FD:  # no second lookup of the name
+                    os.utime(fd, ns=(state.mtime_ns, state.mtime_ns))
                 if durable:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            os.utime(tmp_name, ns=(state.mtime_ns, state.mtime_ns))
+            if not _UTIME_FD:
+                os.utime(tmp_name, ns=(state.mtime_ns, state.mtime_ns))
             staged, tmp_name = tmp_name, None
             return staged
         except OSError as exc:

@@ -184,8 +184,9 @@ class ServerClient:
 
     def get_chunks(
         self, ns: int, ids: list[str], sizes: dict[str, int]
-    ) -> Iterator[tuple[str, bytes]]:
-        """Yield (id, data) for each id, verified; small chunks fetched in batches."""
+    ) -> Iterator[tuple[str, bytes | memoryview]]:
+        """Yield (id, data) for each id, verified; small chunks fetched in batches (a
+        batch's chunks are views into its one response body, not copies of it)."""
         batch: list[str] = []
         size = 0
         for chunk_id in dict.fromkeys(ids):
@@ -201,17 +202,17 @@ class ServerClient:
         if batch:
             yield from self._get_batch(ns, batch)
 
-    def _get_batch(self, ns: int, ids: list[str]) -> Iterator[tuple[str, bytes]]:
+    def _get_batch(self, ns: int, ids: list[str]) -> Iterator[tuple[str, bytes | memoryview]]:
         if len(ids) == 1:
             yield ids[0], self.get_chunk(ns, ids[0])
             return
         body = self._request("POST", f"/v1/ns/{ns}/chunks/get", json={"ids": ids}).content
-        got = {}
+        got: dict[str, memoryview] = {}
         try:
             for chunk_id, data in iter_frames(body, max_chunk=1 << 26):
                 if blake3.blake3(data).hexdigest() != chunk_id:
                     raise ServerBusy(f"chunk {chunk_id} arrived corrupted")
-                got[chunk_id] = bytes(data)
+                got[chunk_id] = data
         except ValueError as exc:
             raise Offline(f"batch download cut short: {exc}") from exc
         for chunk_id in ids:

@@ -7,11 +7,14 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from syncd.chunker import ChunkParams, chunk_file
 from syncd.engine import executor as executor_mod
 from syncd.engine.executor import Executor, _download_batches
 from syncd.engine.localfs import LocalFS
 from syncd.engine.ops import Download, Upload
+from syncd.errors import Offline
 from syncd.indexer.db import Index
 from syncd.indexer.state import Block, FileState
 from syncd.transport.client import ServerClient
@@ -53,16 +56,25 @@ def test_batches_are_fetched_ahead_and_every_file_arrives_intact(
     session, files, remote = _shared(server, new_user, tmp_path, monkeypatch, 12)
 
     b, client, dst = _receiver(server, session, tmp_path)
-    try:
-        out = b.run([Download(name, state, None) for name, state in remote.items()])
-    finally:
-        client.close()
+    out = _receive_all(b, client, remote)
     assert out.applied == len(files) and not out.problems
-    assert {p.name: p.read_bytes() for p in dst.iterdir() if p.is_file()} == files
+    assert _landed(dst) == files
     # three batches of four files: the first fetched as it is written, two ahead
     assert client.fetched_on.count("MainThread") == 1
     ahead = [name for name in client.fetched_on if name != "MainThread"]
     assert len(ahead) == 2 and all(name.startswith("syncd-fetch") for name in ahead)
+
+
+def _receive_all(b: Executor, client: ServerClient, remote: dict):
+    """Run the download of every file in `remote` on `b`; its outcome."""
+    try:
+        return b.run([Download(name, state, None) for name, state in remote.items()])
+    finally:
+        client.close()
+
+
+def _landed(dst: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in dst.iterdir() if p.is_file()}
 
 
 def _shared(server: ServerProc, new_user, tmp_path: Path, monkeypatch, count: int):
@@ -158,3 +170,116 @@ def test_a_wrong_guess_ahead_costs_nothing_but_the_fetch(
     assert one.applied == 1 and two.applied == 3 and not two.problems
     assert {p.name: p.read_bytes() for p in dst.iterdir() if p.is_file()} == files
     assert client.fetched_on == ["MainThread", "syncd-fetch_0", "MainThread"]
+
+
+class Traced(LocalFS):
+    """The real folder; it notes when each batch is staged, flushed and placed, and
+    holds each flush until the next batch has been staged (as a slow disk would)."""
+
+    def __init__(
+        self, root: Path, state_dir: Path, batches: int, fail_flush: int | None = None
+    ) -> None:
+        super().__init__(root, state_dir)
+        self.events: list[tuple[str, str]] = []
+        self.batches = batches
+        self.fail_flush = fail_flush
+        self.flushes = 0
+        self.staged_since_flush = threading.Event()
+
+    def stage_file(self, path, state, chunks, *, durable, verified=False):  # type: ignore[no-untyped-def]
+        self.events.append(("stage", path))
+        self.staged_since_flush.set()
+        return super().stage_file(path, state, chunks, durable=durable, verified=verified)
+
+    def sync_staged(self, staged) -> None:  # type: ignore[no-untyped-def]
+        names = list(staged)
+        self.flushes += 1
+        n = self.flushes
+        self.staged_since_flush.clear()
+        self.events.append(("flush-start", str(n)))
+        if n < self.batches:  # the next batch starts staging meanwhile
+            assert self.staged_since_flush.wait(60), "the next batch waited for this flush"
+        if n == self.fail_flush:
+            raise OSError(5, "Input/output error")
+        super().sync_staged(names)
+        self.events.append(("flush-done", str(n)))
+
+    def place_file(self, path, state, tmp_name, expect, *, sync_dir=True):  # type: ignore[no-untyped-def]
+        self.events.append(("place", path))
+        return super().place_file(path, state, tmp_name, expect, sync_dir=sync_dir)
+
+
+def _traced_receiver(
+    server: ServerProc, session, tmp_path: Path, batches: int, fail_flush: int | None = None
+):
+    b, client, dst = _receiver(server, session, tmp_path)
+    b.fs = Traced(dst, dst / ".syncd", batches, fail_flush)
+    return b, client, dst
+
+
+def test_a_batch_is_flushed_while_the_next_is_staged_and_placed_only_once_flushed(
+    server: ServerProc, new_user, tmp_path: Path, monkeypatch
+):
+    session, files, remote = _shared(server, new_user, tmp_path, monkeypatch, 12)
+    b, client, dst = _traced_receiver(server, session, tmp_path, 3)
+    out = _receive_all(b, client, remote)
+    assert out.applied == len(files) and not out.problems
+    assert _landed(dst) == files
+    assert os.listdir(dst / ".syncd" / "tmp") == []
+    events = b.fs.events  # type: ignore[attr-defined]
+    batches = [sorted(files)[i : i + 4] for i in (0, 4, 8)]
+    for n, batch in enumerate(batches, start=1):
+        done = events.index(("flush-done", str(n)))
+        # D7: no file of a batch is renamed into place before its flush is done
+        assert all(events.index(("place", p)) > done for p in batch)
+        # and every file of it was staged before its flush began
+        assert all(
+            events.index(("stage", p)) < events.index(("flush-start", str(n))) for p in batch
+        )
+    # the first batch's flush overlapped the staging of the second
+    second_staged = events.index(("stage", batches[1][0]))
+    assert events.index(("flush-start", "1")) < second_staged < events.index(("flush-done", "1"))
+    # the index records every file placed, as written
+    assert {p: b.index.get("local", p).size for p in files} == {p: len(d) for p, d in files.items()}
+
+
+def test_a_failed_flush_places_nothing_of_its_batch_and_the_others_still_land(
+    server: ServerProc, new_user, tmp_path: Path, monkeypatch
+):
+    session, files, remote = _shared(server, new_user, tmp_path, monkeypatch, 12)
+    b, client, dst = _traced_receiver(server, session, tmp_path, 3, fail_flush=2)
+    out = _receive_all(b, client, remote)
+    names = sorted(files)
+    lost = set(names[4:8])
+    assert set(out.problems) == lost and lost <= out.rescan
+    assert all("could not flush the download to disk" in r for r in out.problems.values())
+    assert _landed(dst) == {n: files[n] for n in names if n not in lost}
+    assert os.listdir(dst / ".syncd" / "tmp") == []  # the unflushed temp files are gone
+    assert all(b.index.get("local", n) is None for n in lost)
+
+
+def test_a_staged_batch_is_placed_even_when_a_later_step_of_the_round_fails(
+    server: ServerProc, new_user, tmp_path: Path, monkeypatch
+):
+    session, files, remote = _shared(server, new_user, tmp_path, monkeypatch, 8)
+    b, client, dst = _traced_receiver(server, session, tmp_path, 1)  # the second never stages
+    names = sorted(files)
+    real = b.client.get_chunks
+    calls = []
+
+    def offline_on_the_second_batch(ns, ids, sizes):  # type: ignore[no-untyped-def]
+        calls.append(ids)
+        if len(calls) == 2:
+            raise Offline("server went away")
+        return real(ns, ids, sizes)
+
+    monkeypatch.setattr(b.client, "get_chunks", offline_on_the_second_batch)
+    monkeypatch.setattr(b, "_prefetch", lambda ops: None)  # fetch each batch when written
+    try:
+        with pytest.raises(Offline, match="server went away"):
+            b.run([Download(name, remote[name], None) for name in names])
+    finally:
+        client.close()
+    assert _landed(dst) == {n: files[n] for n in names[:4]}  # the first batch, staged, landed
+    assert os.listdir(dst / ".syncd" / "tmp") == []
+    assert all(b.index.get("local", n) is not None for n in names[:4])
