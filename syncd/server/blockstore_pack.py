@@ -121,12 +121,15 @@ class PackIndex:
 
 
 class _Pending:
-    __slots__ = ("data", "future", "loop", "raw")
+    """One `put_many`'s chunks, waiting for the writer: settled once, when all are stored
+    (one wake-up of the event loop per request, not one per chunk)."""
+
+    __slots__ = ("chunks", "future", "loop")
 
     def __init__(
-        self, raw: bytes, data: bytes | memoryview, loop: asyncio.AbstractEventLoop
+        self, chunks: list[tuple[bytes, bytes | memoryview]], loop: asyncio.AbstractEventLoop
     ) -> None:
-        self.raw, self.data, self.loop = raw, data, loop
+        self.chunks, self.loop = chunks, loop
         self.future: asyncio.Future[None] = loop.create_future()
 
 
@@ -165,23 +168,18 @@ class PackBlockStore:
         (one writev, one fdatasync, shared with whatever else was waiting)."""
         if not chunks:
             return
-        loop = asyncio.get_running_loop()
-        items = [_Pending(bytes.fromhex(chunk_id), data, loop) for chunk_id, data in chunks]
+        pending = _Pending(
+            [(bytes.fromhex(chunk_id), data) for chunk_id, data in chunks],
+            asyncio.get_running_loop(),
+        )
         with self._wake:
             if self._closed:
                 raise BackendUnavailable("blocks", f"{self.describe}: store is closed")
-            self._queue.extend(items)
+            self._queue.append(pending)
             self._wake.notify()
-        futures = [item.future for item in items]
-        try:
-            await asyncio.wait(futures)
-        except asyncio.CancelledError:
-            for future in futures:
-                future.cancel()  # the writer stores them anyway (`_settle`)
-            raise
-        errors = [future.exception() for future in futures]  # each one looked at
-        if failed := next((e for e in errors if e is not None), None):
-            raise failed
+        # raises what the write raised; a cancelled put cancels the future, and the
+        # writer stores its chunks anyway (`_settle` leaves a done future alone)
+        await pending.future
 
     async def put_stream(
         self, chunk_id: str, pieces: AsyncIterable[bytes], verify: Callable[[], Awaitable[None]]
@@ -208,11 +206,12 @@ class PackBlockStore:
 
     def _write_group(self, group: list[_Pending]) -> None:
         """Append the group's new chunks, make them durable, then index them."""
-        stored = self.index.known([item.raw for item in group])
+        chunks = [chunk for pending in group for chunk in pending.chunks]
+        stored = self.index.known([raw for raw, _ in chunks])
         fresh: dict[bytes, bytes | memoryview] = {}
-        for item in group:
-            if item.raw not in stored:
-                fresh.setdefault(item.raw, item.data)
+        for raw, data in chunks:
+            if raw not in stored:
+                fresh.setdefault(raw, data)
         if not fresh:
             return
         fd = self._pack_for_append()

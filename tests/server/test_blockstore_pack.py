@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import blake3
@@ -153,6 +154,41 @@ async def test_put_many_goes_to_disk_in_one_group(store, root, monkeypatch):
     await store.put_many([(cid(c), c) for c in chunks])  # all stored already: no write
     await store.put_many([])
     assert len(syncs) == 1
+
+
+async def test_puts_waiting_together_share_a_group_and_a_cancelled_one_is_stored_anyway(
+    store, root, monkeypatch
+):
+    """While the writer is busy, puts queue up; the next group takes them all (each put
+    returns once its own chunks are durable). A put whose request went away (its task
+    cancelled) still has its chunks stored, and nothing is left unsettled."""
+    release = threading.Event()
+    groups: list[int] = []
+    real = store._write_group
+
+    def held(group):  # type: ignore[no-untyped-def]
+        groups.append(sum(len(p.chunks) for p in group))
+        release.wait(10)
+        real(group)
+
+    monkeypatch.setattr(store, "_write_group", held)
+    first = os.urandom(1000)
+    blocking = asyncio.ensure_future(store.put(cid(first), first))
+    while not groups:  # the writer holds the first group
+        await asyncio.sleep(0.01)
+    batches = [[os.urandom(2000 + i) for i in range(3)], [os.urandom(7000)]]
+    puts = [asyncio.ensure_future(store.put_many([(cid(c), c) for c in b])) for b in batches]
+    gone = os.urandom(3000)
+    cancelled = asyncio.ensure_future(store.put(cid(gone), gone))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    release.set()
+    await asyncio.gather(blocking, *puts)
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert groups == [1, 5]  # the three waiting puts went to disk in one group
+    for c in [first, gone, *batches[0], *batches[1]]:
+        assert await store.get(cid(c)) == c
 
 
 async def test_get_many_reads_runs_of_records_and_loose_chunks_in_order(store, root):
