@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from syncd.indexer.state import Block
 
-KEEP_LIMIT = 64 << 20  # bytes kept in all; files scanned past it are read again
+KEEP_LIMIT = 128 << 20  # bytes kept in all; files scanned past it are read again
 KEEP_FILE = 1 << 20  # only files up to this size are kept
 
 Blocks = tuple[Block, ...]
