@@ -89,6 +89,28 @@ def test_rename_and_move_send_no_content(pair):
     assert b.status()["downloaded_bytes_total"] == fetched  # B reused its own bytes
 
 
+def test_a_renamed_folder_of_a_burst_of_files_sends_no_content(pair):
+    """More files than the watcher's burst (200): their moves go out in parts before
+    the quiet, and the folder's move must go with the first part, or A deletes the
+    old folder's files on the server before it has committed all the new ones, and B
+    deletes them before it could build the new ones from them."""
+    a, b = pair
+    files = {f"f{i:04}.bin": os.urandom(4_000) for i in range(1_000)}
+    for name, data in files.items():
+        write(a.folder / "old" / name, data)
+    converge(a, b)
+    sent = a.status()["uploaded_bytes_total"]
+    fetched = b.status()["downloaded_bytes_total"]
+    (a.folder / "old").rename(a.folder / "new")
+    tree = converge(a, b)
+    assert {p: v[1] for p, v in tree.items() if p.startswith("new/")} == {
+        f"new/{n}": d for n, d in files.items()
+    }
+    assert not any(p.startswith("old") for p in tree)
+    assert a.status()["uploaded_bytes_total"] == sent  # metadata only
+    assert b.status()["downloaded_bytes_total"] == fetched  # B reused its own bytes
+
+
 def test_conflict_keeps_both_versions(pair):
     a, b = pair
     write(a.folder / "report.txt", "base")

@@ -9,10 +9,10 @@ Defaults: quiet 0.5 s (fast enough to feel instant, slow enough to cover a save
 dance or `git checkout`), max_delay 5 s.
 
 In a long burst (a folder copied in, an archive unpacked), paths whose latest event
-says they are complete (a file closed after writing, or moved into place) go out as
-soon as `burst` of them are pending, without waiting for the quiet: the sync starts on
-the first files while the rest are still being written. Everything else (folders,
-files still open) waits for the quiet as before.
+says they are complete (a file closed after writing, a file or folder moved into place)
+go out as soon as `burst` of them are pending, without waiting for the quiet: the sync
+starts on the first files while the rest are still being written. Everything else
+(folders created, files still open) waits for the quiet as before.
 
 The Debouncer does no locking and never sleeps: its owner (the Watcher) serializes
 calls and decides when to look again, using `deadline()`.

@@ -195,8 +195,13 @@ class Watcher:
                 paths.append(rel)
         if paths:
             # a file closed after writing, or moved into place, is complete: in a long
-            # burst it may go before the burst is over (`Debouncer`)
-            complete = not event.is_directory and event.event_type in _COMPLETE
+            # burst it may go before the burst is over (`Debouncer`). So is a folder
+            # moved: its files' own moves follow at once, and a batch holding some of
+            # them without the folder would send the old folder's deletion along with
+            # only the new files it held (the scan of a folder covers its subtree)
+            complete = event.event_type == EVENT_TYPE_MOVED or (
+                not event.is_directory and event.event_type in _COMPLETE
+            )
             with self._cond:
                 self._debouncer.add(paths, complete=complete)
                 self._cond.notify_all()

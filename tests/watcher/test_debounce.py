@@ -117,7 +117,7 @@ def test_bad_settings(quiet, max_delay):
 
 def test_a_bursts_complete_files_go_before_the_quiet(clock: FakeClock):
     deb = Debouncer(quiet=0.5, max_delay=3.0, clock=clock, burst=3)
-    deb.add(["dir"])  # a folder: never complete, waits for the quiet
+    deb.add(["dir"])  # a folder created: not complete, waits for the quiet
     deb.add(["dir/a", "dir/b"])  # created, still being written
     deb.add(["dir/a", "dir/b"], complete=True)  # closed after writing
     deb.add(["dir/c"], complete=True)

@@ -245,6 +245,23 @@ def test_a_long_burst_of_new_files_goes_out_in_parts(root: Path, q: queue.Queue[
         assert {"d", "d/open"} | files <= early | rest
 
 
+def test_a_moved_folder_goes_out_with_its_files(root: Path, q: queue.Queue[Item]):
+    """A folder's move is complete like a file's: in a burst, the batch that carries
+    its files' moves carries the folder too, so the scan sees the whole new subtree
+    in the cycle that sees the old one gone (else the old files' deletion goes out
+    with only part of the new files, and the other device loses their content)."""
+    clock = FakeClock()
+    files = {f"f{i}" for i in range(10)}
+    (root / "old").mkdir()
+    for name in files:
+        (root / "old" / name).write_bytes(b"x" * 100)
+    with watch(root, q, clock=clock, burst=5, health_interval=0.05):
+        os.rename(root / "old", root / "new")
+        first = q.get(timeout=TIMEOUT)  # the quiet never comes: only the early batch
+    assert first != RESCAN
+    assert {"old", "new"} <= first
+
+
 def test_overflow_asks_for_a_full_rescan(q: queue.Queue[Item], watcher: Watcher):
     # watchdog handles IN_Q_OVERFLOW itself and only logs it: that log is the signal
     logging.getLogger("watchdog.observers.inotify_c").warning(
