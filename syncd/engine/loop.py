@@ -49,6 +49,7 @@ PATH_RETRY = 2.0  # first retry of a path whose op failed; doubles each time
 PATH_RETRY_MAX = 300.0
 MARKER_CHECK = 2.0  # seconds between checks that the folder is still there (one stat)
 RELEASE_AFTER = 1000  # a cycle that looks at this many paths hands its garbage back
+RELEASE_IDLE = 1.0  # seconds of idle after the last cycle before it does
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -135,6 +136,7 @@ class SyncLoop:
         self._failures_by_path: dict[str, int] = {}  # path -> failed attempts in a row
         self._retry_paths: set[str] = set()  # failed paths due for another attempt
         self._unreleased = 0  # paths looked at since memory was last handed back
+        self._worked_at = 0.0  # clock time the last cycle ended
         self._retry_at = 0.0
         self._remote_pending = True
         self._replan = True  # plan on the first cycle and after any failed one
@@ -193,17 +195,25 @@ class SyncLoop:
                 self._replan = self._remote_pending = True
                 self.status.update(error={"path": "", "reason": str(exc) or repr(exc)})
                 self._retry_at = self.clock() + ERROR_RETRY
-            # Here, not inside the cycle: its ops, trees and path sets are garbage only
-            # once its frame is gone. Released inside it, an idle A kept ~50 MiB of
-            # freed heap after uploading 100,000 files (128 MiB RSS; 78 after a trim).
-            # Only when nothing else waits: in a burst, the next cycle would fault the
-            # same pages in again (and a full collection is ~0.05 s of A's time each).
-            if self._unreleased >= RELEASE_AFTER and self._idle_next():
+        # Here, not inside the cycle: its ops, trees and path sets are garbage only once
+        # its frame is gone. Released inside it, an idle A kept ~50 MiB of freed heap
+        # after uploading 100,000 files (128 MiB RSS; 78 after a trim). Only when
+        # nothing else waits: in a burst, the next cycle would fault the same pages in
+        # again (and a full collection is ~0.05 s of A's time each), so not before the
+        # loop has been idle for RELEASE_IDLE: a device pulling a big first sync goes
+        # idle for a moment between the other device's commits. On any pass that finds
+        # it so, not only one that synced: a cycle that ended with an event queued (its
+        # own writes' echo) goes idle on a pass after it.
+        deadline = self._next_rescan
+        if self._unreleased >= RELEASE_AFTER and self._idle_next():
+            due = self._worked_at + RELEASE_IDLE
+            if self.clock() >= due:
                 self._unreleased = 0
                 release_memory()
+            else:
+                deadline = min(deadline, due)
         dirty = self._dirty
         pending = dirty is None or bool(dirty) or self._remote_pending
-        deadline = self._next_rescan
         if pending and not self.status.paused:
             deadline = min(deadline, self._retry_at)
         deadline = min(deadline, self.clock() + MARKER_CHECK)
@@ -297,6 +307,7 @@ class SyncLoop:
             self.executor.drop_ahead()
             self.scanned.clear()
             self._unreleased += worked
+            self._worked_at = self.clock()
 
     def _folder_present(self) -> bool:
         """False (and the status says why) while the folder's state dir is missing."""

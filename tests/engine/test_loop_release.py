@@ -1,6 +1,7 @@
 """The loop hands memory back after a big pass, or after many small ones, and only once
-the cycle's frame, which holds its ops, trees and path sets, is gone, and no more work
-is queued."""
+the cycle's frame, which holds its ops, trees and path sets, is gone, no more work is
+queued, and the loop has been idle for a moment. The loop's clock is the test's: it
+moves only when a test says so."""
 
 from __future__ import annotations
 
@@ -21,8 +22,22 @@ def device(server: ServerProc, new_user, tmp_path: Path):
     session = new_user("a")
     client = ServerClient(server.url, session.token)
     root = tmp_path / "a"
-    yield sync_loop(root, client, session, device="a"), root
+    loop = sync_loop(root, client, session, device="a")
+    loop.clock = Clock()
+    yield loop, root
     client.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def idle(self) -> None:
+        """Let the loop's idle time before a release pass."""
+        self.t += loop_mod.RELEASE_IDLE
 
 
 def test_memory_is_released_after_the_cycle_and_small_cycles_add_up(
@@ -41,11 +56,16 @@ def test_memory_is_released_after_the_cycle_and_small_cycles_add_up(
 
     monkeypatch.setattr(loop_mod, "release_memory", release)
     monkeypatch.setattr(loop_mod, "RELEASE_AFTER", 6)
-    loop.tick()  # the first cycle is a full pass: released at once
+    assert loop.tick() <= loop_mod.RELEASE_IDLE  # the first cycle is a full pass
+    assert alive == []  # not yet: the next cycle may follow at once
+    loop.clock.idle()
+    loop.tick()  # idle for long enough: released now
     assert alive == [False]
     for i in range(3):  # three cycles of one new file each: 2-3 paths apiece
         (root / f"f{i}").write_bytes(b"x" * (i + 1))
         loop.post("dirty", {f"f{i}"})
+        loop.tick()
+        loop.clock.idle()
         loop.tick()
     assert len(alive) == 2  # the small cycles added up to one more release
     assert alive == [False, False]  # never while the cycle's ops were still held
@@ -69,8 +89,34 @@ def test_memory_is_not_released_while_more_work_is_queued(device, monkeypatch: p
 
     monkeypatch.setattr(loop, "_cycle", cycle_then_news)
     loop.tick()  # the full pass; f0 is queued by its end
+    loop.clock.idle()
     loop.tick()  # f0; f1 is queued by its end
     assert released == []
-    loop.tick()  # f1; nothing queued: the memory of all three goes back now
+    loop.tick()  # f1; nothing queued
+    assert released == []  # the loop is idle, but only just
+    loop.clock.idle()
+    loop.tick()  # the memory of all three goes back now
     assert released == [1]
     assert {loop.index.get("base", n) is not None for n in ("f0", "f1")} == {True}
+
+
+def test_memory_is_released_on_the_idle_pass_after_a_cycle(device, monkeypatch: pytest.MonkeyPatch):
+    """A cycle that ends with an event queued which starts no cycle of its own (a wake,
+    the echo of its own writes while paused) still hands its memory back: on the next
+    pass that finds the loop idle."""
+    loop, _root = device
+    released: list[int] = []
+    monkeypatch.setattr(loop_mod, "release_memory", lambda: released.append(1))
+    monkeypatch.setattr(loop_mod, "RELEASE_AFTER", 1)
+    real_cycle = loop._cycle
+
+    def cycle_then_wake(dirty):  # type: ignore[no-untyped-def]
+        real_cycle(dirty)
+        loop.post("wake")
+
+    monkeypatch.setattr(loop, "_cycle", cycle_then_wake)
+    loop.tick()  # the full pass; a wake is queued by its end
+    assert released == []
+    loop.clock.idle()
+    loop.tick()  # no cycle: nothing is due, and nothing waits any more
+    assert released == [1]
