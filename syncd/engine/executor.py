@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -53,6 +54,11 @@ Chunk = bytes | memoryview  # a chunk's bytes, or a view into a batch's response
 SMALL_FILE = 1 << 20  # files up to this size are downloaded in batches
 DOWNLOAD_BATCH_BYTES = 32 << 20
 WORKERS = 4  # uploads in flight
+# A file a remote delete removes is kept this long in the state folder (up to this much
+# in all), so its chunks can still build a file: a folder moved on another device whose
+# deletions come in before all of its new files, a file moved out and back in.
+KEEP_SECONDS = 3600.0
+KEEP_BYTES = 1 << 30
 
 
 @dataclass
@@ -86,7 +92,9 @@ class Executor:
         today: Callable[[], date] = date.today,
         on_progress: Callable[[str, int], None] | None = None,
         scanned: ScannedContent | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock  # when a deleted file was kept (`KEEP_SECONDS`)
         self.index = index
         self.fs = fs
         self.client = client
@@ -314,10 +322,14 @@ class Executor:
             return
         if isinstance(op, DeleteLocal):
             expect = self.index.get("local", op.path)
-            if expect is None or self.fs.delete(op.path, expect):
+            keep = _worth_keeping(expect)
+            name = uuid.uuid4().hex if keep else None
+            if expect is None or self.fs.delete(op.path, expect, keep_as=name):
                 with self.index.transaction():
                     self.index.delete("local", op.path)
                     self.index.delete("base", op.path)
+                    if keep is not None and name is not None:
+                        self.index.keep(name, keep, self.clock())
                 out.applied += 1
             else:
                 out.rescan.add(op.path)
@@ -354,7 +366,7 @@ class Executor:
         the download streams; only chunks that repeat within the file are kept.
         """
         counts = Counter(b.id for b in state.blocks)
-        sources = self.index.find_blocks(counts)
+        sources = self._local_sources(list(counts))
         need = [chunk_id for chunk_id in counts if chunk_id not in sources]
         sizes = {b.id: b.size for b in state.blocks}
         fetched = self.client.get_chunks(self.ns, need, sizes) if need else iter(())
@@ -374,6 +386,23 @@ class Executor:
                 repeats[block.id] = data
             yield data
 
+    def _local_sources(self, ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """Chunk id -> (path, offset, size) where a local file holds it: a settled file
+        of the folder (`Index.find_blocks`), else a kept deleted one."""
+        found = self.index.find_blocks(ids)
+        rest = [chunk_id for chunk_id in ids if chunk_id not in found]
+        if rest:
+            for chunk_id, (name, offset, size) in self.index.find_kept(rest).items():
+                found[chunk_id] = (self.fs.kept_path(name), offset, size)
+        return found
+
+    def tidy_kept(self) -> None:
+        """Remove kept deleted files past KEEP_SECONDS or beyond KEEP_BYTES, and any the
+        index does not know (a process killed between keeping one and recording it)."""
+        gone = self.index.expire_kept(self.clock() - KEEP_SECONDS, KEEP_BYTES)
+        known = self.index.kept_names()
+        self.fs.remove_kept([*gone, *(n for n in self.fs.kept_files() if n not in known)])
+
     def _prefetch(self, ops: list[Download]) -> Future[dict[str, Chunk]]:
         return self._prefetch_states([op.remote for op in ops])
 
@@ -382,7 +411,7 @@ class Executor:
         file holds (asked now, on this thread: the index is not shared across threads).
         What a local file turns out not to hold after all is fetched when written."""
         wanted = list(dict.fromkeys(b.id for st in states for b in st.blocks))
-        sources = self.index.find_blocks(wanted)
+        sources = self._local_sources(wanted)
         remote = [chunk_id for chunk_id in wanted if chunk_id not in sources]
         sizes = {b.id: b.size for st in states for b in st.blocks}
 
@@ -446,7 +475,7 @@ class Executor:
         data: dict[str, Chunk] = dict(fetched or {})
         need: list[str] = []
         wanted = list(dict.fromkeys(b.id for op in ops for b in op.remote.blocks))
-        sources = self.index.find_blocks([i for i in wanted if i not in data])
+        sources = self._local_sources([i for i in wanted if i not in data])
         for chunk_id in wanted:
             if chunk_id in data:
                 continue
@@ -650,6 +679,13 @@ def _commit_groups(ops: list[Op], missing: set[str]) -> list[list[Op]]:
             groups.append([])
             size = 0
     return [g for g in groups if g]
+
+
+def _worth_keeping(state: FileState | None) -> FileState | None:
+    """`state` if the file it describes is kept when a remote delete removes it."""
+    if state is None or state.kind != "file" or not state.blocks or state.size > KEEP_BYTES:
+        return None
+    return state
 
 
 def _written(result: FileState | Exception) -> bool:

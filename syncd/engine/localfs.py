@@ -160,6 +160,7 @@ class LocalFS:
         self.root = Path(root)
         self.state_dir = Path(state_dir)
         self.tmp_dir = self.state_dir / "tmp"
+        self.kept_dir = self.state_dir / "deleted"  # files a remote delete removed, a while
 
     # -- paths -------------------------------------------------------------------------
     def abspath(self, path: str) -> str:
@@ -360,8 +361,12 @@ class LocalFS:
             raise FileError(path, _reason(exc)) from None
         return FileState(path, "dir", 0, st.st_mode & 0o777, 0, (), None, st.st_ino)
 
-    def delete(self, path: str, expect: FileState) -> bool:
-        """Remove a file still matching `expect`, or an empty folder; False otherwise."""
+    def delete(self, path: str, expect: FileState, *, keep_as: str | None = None) -> bool:
+        """Remove a file still matching `expect`, or an empty folder; False otherwise.
+
+        `keep_as`: move the file into `kept_dir` under that name instead of unlinking
+        it (where that fails, it is unlinked): its chunks can still build another file.
+        """
         try:
             self._parents(path, create=False)
             st = self.stat_state(path)
@@ -376,11 +381,35 @@ class LocalFS:
                     if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
                         return False
                     raise
-            else:
+            elif keep_as is None or not self._keep(path, keep_as):
                 os.unlink(self.abspath(path))
             return True
         except OSError as exc:
             raise FileError(path, _reason(exc)) from None
+
+    def _keep(self, path: str, name: str) -> bool:
+        try:
+            self.kept_dir.mkdir(exist_ok=True)
+            os.rename(self.abspath(path), self.kept_dir / name)
+        except OSError:  # another file system below the folder, a full inode table
+            return False
+        return True
+
+    def kept_path(self, name: str) -> str:
+        """A kept file's path as `read_chunk` takes it (relative to the root)."""
+        return os.path.relpath(self.kept_dir / name, self.root).replace(os.sep, "/")
+
+    def kept_files(self) -> list[str]:
+        """Names of the files in `kept_dir`."""
+        try:
+            return [entry.name for entry in os.scandir(self.kept_dir)]
+        except FileNotFoundError:
+            return []
+
+    def remove_kept(self, names: Iterable[str]) -> None:
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(self.kept_dir / name)
 
     def move_aside(self, path: str, new_path: str) -> None:
         """Rename `path` to `new_path`, which must not exist (a conflicted copy)."""

@@ -130,6 +130,7 @@ class SyncLoop:
             today=today,
             on_progress=status.count,
             scanned=self.scanned,
+            clock=clock,
         )
         self._backoff = Backoff(base=0.5, cap=30.0)
         self._failures = 0
@@ -159,6 +160,7 @@ class SyncLoop:
     def run(self, stop: threading.Event) -> None:
         """Sync until `stop` is set (post any event to wake the loop after setting it)."""
         self.fs.cleanup_temp()
+        self.executor.tidy_kept()
         while not stop.is_set():
             self._dirty = self._wait(self.tick(), self._dirty)
 
@@ -306,6 +308,7 @@ class SyncLoop:
             self.index.drop_caches()
             self.executor.drop_ahead()
             self.scanned.clear()
+            self.executor.tidy_kept()  # kept deleted files past their time
             self._unreleased += worked
             self._worked_at = self.clock()
 

@@ -17,7 +17,8 @@ and used on another, but there is no locking: never use it from two threads at o
 
 Tables: `local`, `remote`, `base` (one row per path; blocks as a compact JSON list of
 [id, size]), `local_blocks` ((chunk id, path) of every local file, for `find_block`),
-and `meta` (text values).
+`kept` and `kept_blocks` (files a remote delete removed, kept a while in the state
+folder so their chunks can still build a file: `find_kept`), and `meta` (text values).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS local_blocks (id TEXT NOT NULL, path TEXT NOT NULL,"
     " PRIMARY KEY (id, path)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS kept (name TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+    " at REAL NOT NULL, blocks TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS kept_blocks (id TEXT NOT NULL, name TEXT NOT NULL,"
+    " PRIMARY KEY (id, name)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS kept_blocks_name ON kept_blocks (name)",
 ]
 
 _Row = tuple[str, str, int, int, int, int | None, int | None, str]
@@ -473,6 +479,68 @@ class Index:
         if len(text) >= _BIG_BLOCKS:
             self._big_offsets[text] = found
         return found
+
+    # -- kept files --------------------------------------------------------------------
+    def keep(self, name: str, state: FileState, at: float) -> None:
+        """Record a deleted file's content, kept under `name` since `at`."""
+        with self._writing():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO kept (name, size, at, blocks) VALUES (?, ?, ?, ?)",
+                (name, state.size, at, encode_blocks(state.blocks)),
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO kept_blocks (id, name) VALUES (?, ?)",
+                sorted({(b.id, name) for b in state.blocks}),
+            )
+
+    def find_kept(self, block_ids: Iterable[str]) -> dict[str, tuple[str, int, int]]:
+        """Chunk id -> (name, offset, size) in a kept file, for those any kept file holds
+        (the file itself may be gone or changed: the reader checks the bytes)."""
+        found: dict[str, tuple[str, int, int]] = {}
+        if self.conn.execute("SELECT 1 FROM kept LIMIT 1").fetchone() is None:
+            return found  # the usual case: one cheap query
+        wanted = list(dict.fromkeys(block_ids))
+        offsets: dict[str, dict[str, tuple[int, int]]] = {}
+        for start in range(0, len(wanted), _IN_BATCH):
+            batch = wanted[start : start + _IN_BATCH]
+            marks = ",".join("?" * len(batch))
+            rows = self.conn.execute(
+                f"SELECT kb.id, k.name, k.blocks FROM kept_blocks AS kb"
+                f" JOIN kept AS k ON k.name = kb.name WHERE kb.id IN ({marks})",
+                batch,
+            )
+            for block_id, name, blocks in rows:
+                if block_id in found:
+                    continue
+                if name not in offsets:
+                    offsets[name] = self._offsets(blocks)
+                where = offsets[name].get(block_id)
+                if where is not None:
+                    found[block_id] = (name, *where)
+        return found
+
+    def kept_names(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT name FROM kept")}
+
+    def expire_kept(self, before: float, max_bytes: int) -> list[str]:
+        """Forget kept files recorded before `before`, and the oldest beyond `max_bytes`
+        in all; their names (the caller removes the files)."""
+        rows = self.conn.execute("SELECT name, size, at FROM kept ORDER BY at DESC, name")
+        total, gone = 0, []
+        for name, size, at in rows.fetchall():
+            total += size
+            if at < before or total > max_bytes:
+                gone.append(name)
+        self.forget_kept(gone)
+        return gone
+
+    def forget_kept(self, names: Iterable[str]) -> None:
+        gone = [(n,) for n in names]
+        if not gone:
+            return
+        with self._writing():
+            self.conn.executemany("DELETE FROM kept WHERE name = ?", gone)
+            self.conn.executemany("DELETE FROM kept_blocks WHERE name = ?", gone)
 
     # -- meta --------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

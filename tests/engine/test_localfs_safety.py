@@ -182,6 +182,21 @@ def test_delete_only_what_matches_and_only_empty_folders(fs):
     assert fs.delete("gone", folder) is True
 
 
+def test_a_kept_delete_moves_the_file_into_the_state_folder(fs):
+    (fs.root / "f").write_bytes(b"content")
+    seen = local_of(fs, "f")
+    (fs.root / "f").write_bytes(b"changed content")
+    assert fs.delete("f", seen, keep_as="k1") is False  # changed: neither kept nor gone
+    assert fs.kept_files() == [] and (fs.root / "f").exists()
+    assert fs.delete("f", local_of(fs, "f"), keep_as="k1") is True
+    assert not (fs.root / "f").exists() and fs.kept_files() == ["k1"]
+    assert (fs.kept_dir / "k1").read_bytes() == b"changed content"
+    data = b"changed content"[8:]
+    assert fs.read_chunk(fs.kept_path("k1"), 8, 7, blake3.blake3(data).hexdigest()) == data
+    fs.remove_kept(["k1", "never-there"])
+    assert fs.kept_files() == []
+
+
 def test_move_aside_and_conflict_names(fs):
     (fs.root / "r.txt").write_bytes(b"mine")
     from datetime import date

@@ -441,3 +441,18 @@ def test_unsettled_is_exactly_where_the_planner_acts(index: Index):
             acted.add(path)
     assert index.unsettled() == acted
     assert len(acted) > 500  # the trees are mixed enough to mean something
+
+
+def test_kept_files_are_found_by_chunk_and_expire_by_age_and_size(index: Index):
+    assert index.find_kept([A.id]) == {}
+    index.keep("k1", f("x", A, B), at=10.0)
+    index.keep("k2", f("y", C, A), at=20.0)
+    found = index.find_kept([A.id, B.id, C.id, "d" * 64])
+    assert found[B.id] == ("k1", 100, 50) and found[C.id] == ("k2", 0, 7)
+    assert found[A.id] in {("k1", 0, 100), ("k2", 7, 100)} and len(found) == 3
+    assert index.kept_names() == {"k1", "k2"}
+    assert index.expire_kept(before=0.0, max_bytes=10**9) == []
+    assert index.expire_kept(before=0.0, max_bytes=150) == ["k1"]  # the oldest past the cap
+    assert index.find_kept([B.id]) == {} and index.kept_names() == {"k2"}
+    assert index.expire_kept(before=25.0, max_bytes=10**9) == ["k2"]  # past its time
+    assert index.kept_names() == set() and index.find_kept([A.id, C.id]) == {}

@@ -109,9 +109,13 @@ class HookedFS(_Hooked, LocalFS):
                                                          sync_dir=sync_dir)
         )  # fmt: skip
 
-    def delete(self, path: str, expect: FileState) -> bool:
+    def delete(self, path: str, expect: FileState, *, keep_as: str | None = None) -> bool:
         self._hook(f"delete {path}")
-        return bool(self._replacing(path, "delete", lambda: LocalFS.delete(self, path, expect)))
+        return bool(
+            self._replacing(
+                path, "delete", lambda: LocalFS.delete(self, path, expect, keep_as=keep_as)
+            )
+        )
 
     def mkdir(self, path, state, expect=None):  # type: ignore[override]
         self._hook(f"mkdir {path}")
