@@ -26,7 +26,7 @@ from typing import TypeGuard
 import blake3
 
 from syncd.engine.conflicts import conflict_name
-from syncd.engine.localfs import ConflictDetected, LocalFS
+from syncd.engine.localfs import DISK_FULL, ConflictDetected, LocalFS
 from syncd.engine.ops import (
     Conflict,
     DeleteLocal,
@@ -140,6 +140,8 @@ class Executor:
                 self._download_many(step, out, fetched, last=later is None)
         finally:
             self._place_flushed(out)  # what is staged is placed, even if a later step failed
+            if any(DISK_FULL in why or "No space" in why for why in out.problems.values()):
+                self.tidy_kept(everything=True)  # their room first: the retry may fit then
         return out
 
     # -- upload and commit -------------------------------------------------------------
@@ -396,10 +398,12 @@ class Executor:
                 found[chunk_id] = (self.fs.kept_path(name), offset, size)
         return found
 
-    def tidy_kept(self) -> None:
-        """Remove kept deleted files past KEEP_SECONDS or beyond KEEP_BYTES, and any the
-        index does not know (a process killed between keeping one and recording it)."""
-        gone = self.index.expire_kept(self.clock() - KEEP_SECONDS, KEEP_BYTES)
+    def tidy_kept(self, *, everything: bool = False) -> None:
+        """Remove kept deleted files past KEEP_SECONDS or beyond KEEP_BYTES (`everything`:
+        all of them), and any the index does not know (a process killed between keeping
+        one and recording it)."""
+        before = float("inf") if everything else self.clock() - KEEP_SECONDS
+        gone = self.index.expire_kept(before, KEEP_BYTES)
         known = self.index.kept_names()
         self.fs.remove_kept([*gone, *(n for n in self.fs.kept_files() if n not in known)])
 

@@ -132,9 +132,12 @@ class ConflictDetected(Exception):
     """The local path no longer matches what the plan expected; rescan and replan."""
 
 
+DISK_FULL = "disk full"  # the reason a write failed for want of space
+
+
 def _reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
-        return "disk full"
+        return DISK_FULL
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return exc.strerror or str(exc)

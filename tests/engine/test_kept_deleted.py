@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from syncd.engine import executor as executor_mod
+from syncd.engine import localfs
 from syncd.engine.loop import SyncLoop
+from syncd.errors import FileError
 from syncd.transport.client import ServerClient
 from tests.support.loops import sync_loop
 from tests.support.server import ServerProc
@@ -126,3 +128,28 @@ def test_kept_files_are_capped_oldest_first_and_strays_removed(
     (b.fs.kept_dir / "stray").write_bytes(b"left by a killed process")
     b.executor.tidy_kept()
     assert sorted(b.fs.kept_files()) == sorted(names)
+
+
+def test_a_full_disk_frees_the_kept_files_first(pair, monkeypatch: pytest.MonkeyPatch):
+    a, b, _clock = pair
+    (a.root / "old.bin").write_bytes(os.urandom(100_000))
+    a.tick()
+    b.tick()
+    (a.root / "old.bin").unlink()
+    _sync(a, b, {"old.bin"})
+    assert len(b.fs.kept_files()) == 1
+    real_stage = b.fs.stage_file
+
+    def no_room(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise FileError(path, localfs.DISK_FULL)  # what a write that hits ENOSPC raises
+
+    monkeypatch.setattr(b.fs, "stage_file", no_room)
+    data = os.urandom(100_000)
+    (a.root / "new.bin").write_bytes(data)
+    _sync(a, b, {"new.bin"})
+    assert not (b.root / "new.bin").exists()
+    assert b.fs.kept_files() == [] and b.index.kept_names() == set()  # room made at once
+    monkeypatch.setattr(b.fs, "stage_file", real_stage)
+    b.post("retry", {"new.bin"})
+    b.tick()
+    assert (b.root / "new.bin").read_bytes() == data
