@@ -140,8 +140,8 @@ class Executor:
                 self._download_many(step, out, fetched, last=later is None)
         finally:
             self._place_flushed(out)  # what is staged is placed, even if a later step failed
-            if any(DISK_FULL in why or "No space" in why for why in out.problems.values()):
-                self.tidy_kept(everything=True)  # their room first: the retry may fit then
+        if any(DISK_FULL in why or "No space" in why for why in out.problems.values()):
+            self.tidy_kept(everything=True)  # their room first: the retry may fit then
         return out
 
     # -- upload and commit -------------------------------------------------------------
@@ -325,7 +325,7 @@ class Executor:
         if isinstance(op, DeleteLocal):
             expect = self.index.get("local", op.path)
             keep = _worth_keeping(expect)
-            name = uuid.uuid4().hex if keep else None
+            name = uuid.uuid4().hex if keep is not None else None
             if expect is None or self.fs.delete(op.path, expect, keep_as=name):
                 with self.index.transaction():
                     self.index.delete("local", op.path)

@@ -160,7 +160,6 @@ class SyncLoop:
     def run(self, stop: threading.Event) -> None:
         """Sync until `stop` is set (post any event to wake the loop after setting it)."""
         self.fs.cleanup_temp()
-        self.executor.tidy_kept()
         while not stop.is_set():
             self._dirty = self._wait(self.tick(), self._dirty)
 
@@ -186,6 +185,7 @@ class SyncLoop:
                 self._cycle(dirty)
                 self._dirty = set()
                 self._online()
+                self.executor.tidy_kept()  # kept deleted files past their time, and strays
             except TransportError as exc:
                 self._remote_pending = True
                 self._retry_at = self._offline(exc)
@@ -308,7 +308,6 @@ class SyncLoop:
             self.index.drop_caches()
             self.executor.drop_ahead()
             self.scanned.clear()
-            self.executor.tidy_kept()  # kept deleted files past their time
             self._unreleased += worked
             self._worked_at = self.clock()
 
