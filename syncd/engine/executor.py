@@ -26,7 +26,7 @@ from typing import TypeGuard
 import blake3
 
 from syncd.engine.conflicts import conflict_name
-from syncd.engine.localfs import DISK_FULL, ConflictDetected, LocalFS
+from syncd.engine.localfs import DISK_FULL, ConflictDetected, LocalFS, os_reason
 from syncd.engine.ops import (
     Conflict,
     DeleteLocal,
@@ -140,7 +140,7 @@ class Executor:
                 self._download_many(step, out, fetched, last=later is None)
         finally:
             self._place_flushed(out)  # what is staged is placed, even if a later step failed
-        if any(DISK_FULL in why or "No space" in why for why in out.problems.values()):
+        if any(why.endswith(DISK_FULL) for why in out.problems.values()):
             self.tidy_kept(everything=True)  # their room first: the retry may fit then
         return out
 
@@ -400,12 +400,15 @@ class Executor:
 
     def tidy_kept(self, *, everything: bool = False) -> None:
         """Remove kept deleted files past KEEP_SECONDS or beyond KEEP_BYTES (`everything`:
-        all of them), and any the index does not know (a process killed between keeping
-        one and recording it)."""
+        all of them)."""
         before = float("inf") if everything else self.clock() - KEEP_SECONDS
-        gone = self.index.expire_kept(before, KEEP_BYTES)
+        self.fs.remove_kept(self.index.expire_kept(before, KEEP_BYTES))
+
+    def remove_stray_kept(self) -> None:
+        """Remove kept files the index does not know (a process killed between moving
+        one aside and recording it): once, at start."""
         known = self.index.kept_names()
-        self.fs.remove_kept([*gone, *(n for n in self.fs.kept_files() if n not in known)])
+        self.fs.remove_kept(n for n in self.fs.kept_files() if n not in known)
 
     def _prefetch(self, ops: list[Download]) -> Future[dict[str, Chunk]]:
         return self._prefetch_states([op.remote for op in ops])
@@ -527,7 +530,7 @@ class Executor:
             batch.flushed.result()
         except OSError as exc:
             self.fs.discard_staged(s for s in staged if isinstance(s, str))
-            reason = f"could not flush the download to disk: {exc.strerror or exc}"
+            reason = f"could not flush the download to disk: {os_reason(exc)}"
             staged = [FileError(op.path, reason) for op in ops]
         results = [
             tmp if isinstance(tmp, FileError) else self._place(op, tmp, expects.get(op.path))

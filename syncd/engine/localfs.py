@@ -135,7 +135,8 @@ class ConflictDetected(Exception):
 DISK_FULL = "disk full"  # the reason a write failed for want of space
 
 
-def _reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
+    """What a failed file operation tells the user (`DISK_FULL` for ENOSPC)."""
     if exc.errno == errno.ENOSPC:
         return DISK_FULL
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -268,7 +269,7 @@ class LocalFS:
             staged, tmp_name = tmp_name, None
             return staged
         except OSError as exc:
-            raise FileError(path, _reason(exc)) from None
+            raise FileError(path, os_reason(exc)) from None
         finally:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
@@ -327,7 +328,7 @@ class LocalFS:
                 fsync_dir(os.path.dirname(target))
             st = os.lstat(target)
         except OSError as exc:
-            raise FileError(path, _reason(exc)) from None
+            raise FileError(path, os_reason(exc)) from None
         finally:
             if pending is not None:
                 with contextlib.suppress(OSError):
@@ -361,7 +362,7 @@ class LocalFS:
                 os.mkdir(target, (state.mode & 0o777) | 0o700)
                 st = os.lstat(target)
         except OSError as exc:
-            raise FileError(path, _reason(exc)) from None
+            raise FileError(path, os_reason(exc)) from None
         return FileState(path, "dir", 0, st.st_mode & 0o777, 0, (), None, st.st_ino)
 
     def delete(self, path: str, expect: FileState, *, keep_as: str | None = None) -> bool:
@@ -388,7 +389,7 @@ class LocalFS:
                 os.unlink(self.abspath(path))
             return True
         except OSError as exc:
-            raise FileError(path, _reason(exc)) from None
+            raise FileError(path, os_reason(exc)) from None
 
     def _keep(self, path: str, name: str) -> bool:
         try:
@@ -422,7 +423,7 @@ class LocalFS:
                 raise FileError(path, f"{new_path!r} already exists")
             os.rename(self.abspath(path), self.abspath(new_path))
         except OSError as exc:
-            raise FileError(path, _reason(exc)) from None
+            raise FileError(path, os_reason(exc)) from None
 
     # -- reading -----------------------------------------------------------------------
     def read_chunk(self, path: str, offset: int, size: int, expect_id: str) -> bytes | None:

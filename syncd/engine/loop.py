@@ -160,6 +160,7 @@ class SyncLoop:
     def run(self, stop: threading.Event) -> None:
         """Sync until `stop` is set (post any event to wake the loop after setting it)."""
         self.fs.cleanup_temp()
+        self.executor.remove_stray_kept()
         while not stop.is_set():
             self._dirty = self._wait(self.tick(), self._dirty)
 
@@ -185,7 +186,7 @@ class SyncLoop:
                 self._cycle(dirty)
                 self._dirty = set()
                 self._online()
-                self.executor.tidy_kept()  # kept deleted files past their time, and strays
+                self.executor.tidy_kept()  # kept deleted files past their time
             except TransportError as exc:
                 self._remote_pending = True
                 self._retry_at = self._offline(exc)

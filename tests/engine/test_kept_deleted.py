@@ -15,16 +15,8 @@ from syncd.engine import localfs
 from syncd.engine.loop import SyncLoop
 from syncd.errors import FileError
 from syncd.transport.client import ServerClient
-from tests.support.loops import sync_loop
+from tests.support.loops import TestClock, sync_loop
 from tests.support.server import ServerProc
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -32,7 +24,7 @@ def pair(server: ServerProc, new_user, tmp_path: Path):
     """Loops of devices A and B on one account, with one shared clock."""
     session = new_user("a")
     clients = [ServerClient(server.url, session.token) for _ in range(2)]
-    clock = Clock()
+    clock = TestClock()
     loops = []
     for name, client in zip("ab", clients, strict=True):
         loop = sync_loop(tmp_path / name / "folder", client, session, device=name)
@@ -126,7 +118,7 @@ def test_kept_files_are_capped_oldest_first_and_strays_removed(
     names = b.index.kept_names()
     assert len(names) == 2 and sorted(b.fs.kept_files()) == sorted(names)  # f1 went
     (b.fs.kept_dir / "stray").write_bytes(b"left by a killed process")
-    b.executor.tidy_kept()
+    b.executor.remove_stray_kept()
     assert sorted(b.fs.kept_files()) == sorted(names)
 
 

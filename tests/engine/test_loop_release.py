@@ -12,7 +12,7 @@ import pytest
 
 from syncd.engine import loop as loop_mod
 from syncd.transport.client import ServerClient
-from tests.support.loops import sync_loop
+from tests.support.loops import TestClock, sync_loop
 from tests.support.server import ServerProc
 
 
@@ -28,13 +28,7 @@ def device(server: ServerProc, new_user, tmp_path: Path):
     client.close()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
+class Clock(TestClock):
     def idle(self) -> None:
         """Let the loop's idle time before a release pass."""
         self.t += loop_mod.RELEASE_IDLE

@@ -1,4 +1,5 @@
-"""A SyncLoop over a real folder, index and server session, driven by `tick()` from a test."""
+"""A SyncLoop over a real folder, index and server session, driven by `tick()` from a test,
+and a clock for it that moves only when the test says so."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def sync_loop(root: Path, client: ServerClient, session, device: str = "b") -> S
         params=ChunkParams.from_dict(session.chunking),
         status=SyncStatus(),
     )
+
+
+class TestClock:
+    """A loop's clock (a callable) that stands still until `t` is moved."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
