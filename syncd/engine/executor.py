@@ -324,14 +324,13 @@ class Executor:
             return
         if isinstance(op, DeleteLocal):
             expect = self.index.get("local", op.path)
-            keep = _worth_keeping(expect)
-            name = uuid.uuid4().hex if keep is not None else None
+            name = uuid.uuid4().hex if _worth_keeping(expect) else None
             if expect is None or self.fs.delete(op.path, expect, keep_as=name):
                 with self.index.transaction():
                     self.index.delete("local", op.path)
                     self.index.delete("base", op.path)
-                    if keep is not None and name is not None:
-                        self.index.keep(name, keep, self.clock())
+                    if expect is not None and name is not None:
+                        self.index.keep(name, expect, self.clock())
                 out.applied += 1
             else:
                 out.rescan.add(op.path)
@@ -688,11 +687,14 @@ def _commit_groups(ops: list[Op], missing: set[str]) -> list[list[Op]]:
     return [g for g in groups if g]
 
 
-def _worth_keeping(state: FileState | None) -> FileState | None:
-    """`state` if the file it describes is kept when a remote delete removes it."""
-    if state is None or state.kind != "file" or not state.blocks or state.size > KEEP_BYTES:
-        return None
-    return state
+def _worth_keeping(state: FileState | None) -> bool:
+    """Whether the file `state` describes is kept when a remote delete removes it."""
+    return (
+        state is not None
+        and state.kind == "file"
+        and bool(state.blocks)
+        and state.size <= KEEP_BYTES
+    )
 
 
 def _written(result: FileState | Exception) -> bool:
